@@ -1,0 +1,172 @@
+package core
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/bulkhead"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/timeout"
+)
+
+// The baselines live next to what they measure, so that one run gives the ratios:
+//
+//	go test -run '^$' -bench . -benchmem -count 10 ./core/ | tee core.txt
+//	benchstat core.txt
+
+var sink int
+
+//go:noinline
+func noop(context.Context) (int, error) { sink++; return sink, nil }
+
+func benchBulkhead(b *testing.B, mutate func(*Config)) *Bulkhead {
+	cfg := DefaultConfig("bench")
+	cfg.MaxConcurrentCalls = 1024
+	cfg.CircuitBreakerEnabled = true
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	bh, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bh
+}
+
+// BenchmarkSemaphore is the floor: a bare buffered-channel semaphore around the same
+// no-op function.
+func BenchmarkSemaphore(b *testing.B) {
+	sem := make(chan struct{}, 1024)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		sem <- struct{}{}
+		_, _ = noop(ctx)
+		<-sem
+	}
+}
+
+func BenchmarkExecute(b *testing.B) {
+	bh := benchBulkhead(b, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Execute(ctx, bh, noop); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkExecuteNoBreaker(b *testing.B) {
+	bh := benchBulkhead(b, func(c *Config) { c.CircuitBreakerEnabled = false })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Execute(ctx, bh, noop); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAcquireRelease(b *testing.B) {
+	bh := benchBulkhead(b, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := bh.Acquire(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = noop(ctx)
+		if err := p.Release(Success); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRejectFull(b *testing.B) {
+	bh := benchBulkhead(b, func(c *Config) { c.MaxConcurrentCalls, c.MaxQueueSize = 1, 0 })
+	ctx := context.Background()
+	p, err := bh.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Release(Success)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Execute(ctx, bh, noop); err == nil {
+			b.Fatal("admitted")
+		}
+	}
+}
+
+func BenchmarkRejectCircuitOpen(b *testing.B) {
+	bh := benchBulkhead(b, func(c *Config) { c.FailureThreshold = 1; c.IsolationDuration = time.Hour })
+	ctx := context.Background()
+	_, _ = Execute(ctx, bh, func(context.Context) (int, error) { return 0, context.DeadlineExceeded })
+	if bh.State() != Isolated {
+		b.Fatal("circuit did not open")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Execute(ctx, bh, noop); err == nil {
+			b.Fatal("admitted")
+		}
+	}
+}
+
+func BenchmarkExecuteTimeout(b *testing.B) {
+	bh := benchBulkhead(b, func(c *Config) { c.Timeout = time.Second })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Execute(ctx, bh, noop); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFailsafeTimeout is failsafe-go's executor with the same three policies.
+func BenchmarkFailsafeTimeout(b *testing.B) {
+	to := timeout.New[int](time.Second)
+	cb := circuitbreaker.NewBuilder[int]().WithFailureThreshold(5).WithSuccessThreshold(3).WithDelay(30 * time.Second).Build()
+	bh := bulkhead.New[int](1024)
+	exec := failsafe.With[int](to, cb, bh)
+	ctx := context.Background()
+	fn := func() (int, error) { return noop(ctx) }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := exec.WithContext(ctx).Get(fn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSemaphoreParallel(b *testing.B) {
+	sem := make(chan struct{}, 1024)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			sem <- struct{}{}
+			_, _ = noop(ctx)
+			<-sem
+		}
+	})
+}
+
+func BenchmarkExecuteParallel(b *testing.B) {
+	bh := benchBulkhead(b, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := Execute(ctx, bh, noop); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

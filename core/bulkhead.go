@@ -1,0 +1,265 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Bulkhead limits how many calls run at once against one dependency, queues a bounded
+// number of callers in FIFO order, optionally bounds each call with a timeout, and
+// optionally isolates the dependency with a circuit breaker (seed: Bulkhead).
+//
+// A Bulkhead is safe for concurrent use. The zero Bulkhead is not usable: call New or
+// Manager.Create.
+type Bulkhead struct {
+	name     string
+	cfg      Config
+	timeout  time.Duration
+	idPrefix uint64
+	circuit  *circuit // nil when the circuit breaker is disabled
+	logger   *slog.Logger
+	closed   atomic.Bool
+
+	ledger ledger
+
+	errFull     *Error
+	errTimeout  *Error
+	errShutdown *Error
+}
+
+// New returns a Bulkhead for cfg. It returns an error naming every invalid field when cfg
+// does not pass Validate.
+func New(cfg Config, opts ...Option) (*Bulkhead, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := buildOptions(opts)
+	b := &Bulkhead{
+		name:        cfg.Name,
+		cfg:         cfg,
+		timeout:     cfg.Timeout,
+		idPrefix:    newIDPrefix(),
+		logger:      o.logger,
+		errFull:     &Error{Bulkhead: cfg.Name, Err: ErrFull, detail: fmt.Sprintf("%d/%d", cfg.MaxConcurrentCalls+cfg.MaxQueueSize, cfg.MaxConcurrentCalls+cfg.MaxQueueSize)},
+		errTimeout:  &Error{Bulkhead: cfg.Name, Err: ErrTimeout, detail: cfg.Timeout.String()},
+		errShutdown: &Error{Bulkhead: cfg.Name, Err: ErrShutdown},
+	}
+	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize)
+	if cfg.CircuitBreakerEnabled {
+		b.circuit = newCircuit(cfg, o.logger)
+	}
+	return b, nil
+}
+
+// Name returns the bulkhead's name.
+func (b *Bulkhead) Name() string { return b.name }
+
+// Config returns a copy of the bulkhead's configuration.
+func (b *Bulkhead) Config() Config { return b.cfg }
+
+// State returns Healthy, Degraded or Isolated from the circuit's state (seed: get_state).
+// Like the seed, it does not move an OPEN circuit to HALF_OPEN when the isolation is over;
+// the next call does that.
+func (b *Bulkhead) State() State {
+	if b.circuit == nil {
+		return Healthy
+	}
+	return b.circuit.state().state()
+}
+
+// IsHealthy reports whether the bulkhead is Healthy or Degraded (seed: is_healthy).
+func (b *Bulkhead) IsHealthy() bool { return b.State() != Isolated }
+
+// Stats returns one consistent snapshot of the bulkhead's counters (seed: get_stats).
+func (b *Bulkhead) Stats() Stats {
+	l := &b.ledger
+	l.mu.Lock()
+	s := Stats{
+		Name:                 b.name,
+		TotalExecutions:      l.total,
+		SuccessfulExecutions: l.succeeded,
+		FailedExecutions:     l.failed,
+		RejectedExecutions:   l.rejected,
+		TimedOutExecutions:   l.timedOut,
+		ActiveTasks:          l.active,
+		AbandonedTasks:       l.abandoned,
+		QueuedTasks:          l.queued,
+		InFlightCount:        l.queued + l.active,
+		MaxConcurrentCalls:   l.maxActive,
+		MaxQueueSize:         l.capacity - l.maxActive,
+	}
+	l.mu.Unlock()
+	if c := b.circuit; c != nil {
+		st := c.state()
+		s.State = st.state()
+		s.CircuitBreakerEnabled = true
+		s.CircuitStatus = st.String()
+	}
+	return s
+}
+
+// ResetStats zeroes the counters. Calls running at the time stay counted as started, so
+// that TotalExecutions == SuccessfulExecutions + FailedExecutions + ActiveTasks still
+// holds when they finish (the Python library breaks this). It does not touch the circuit.
+func (b *Bulkhead) ResetStats() {
+	l := &b.ledger
+	l.mu.Lock()
+	l.total = int64(l.active)
+	l.succeeded, l.failed, l.rejected, l.timedOut = 0, 0, 0, 0
+	l.mu.Unlock()
+}
+
+// Shutdown stops the bulkhead: from now on calls are refused with ErrShutdown (not
+// counted), and callers waiting in the queue get ErrShutdown at once. Running calls finish
+// normally and are recorded. Shutdown returns when every permit is back (including those
+// of abandoned functions), or with ctx's error if ctx ends first. It is idempotent and
+// safe to call concurrently.
+func (b *Bulkhead) Shutdown(ctx context.Context) error {
+	if ctx == nil {
+		return invalidArg("Shutdown: nil context")
+	}
+	b.closed.Store(true)
+	l := &b.ledger
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		for w := l.head; w != nil; w = l.head {
+			l.unlinkLocked(w)
+			w.err = b.errShutdown
+			close(w.ready)
+		}
+		l.checkDrainedLocked()
+	}
+	drained := l.drained
+	l.mu.Unlock()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reject counts a refusal and returns err.
+func (b *Bulkhead) reject(err *Error) error {
+	b.ledger.mu.Lock()
+	b.ledger.rejected++
+	b.ledger.mu.Unlock()
+	return err
+}
+
+// admit runs the admission checks in the documented order and returns a held slot:
+// ctx done, shut down, circuit open, capacity, then the FIFO wait for a permit. While it
+// waits, expired (when not nil) closing or waitLimit (when > 0) passing ends the wait with
+// ErrTimeout. The clock is read only when a call is admitted or has to wait.
+func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit time.Duration) (*slot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if b.closed.Load() {
+		return nil, b.errShutdown
+	}
+	var probe uint64
+	if c := b.circuit; c != nil {
+		var err error
+		if probe, err = c.acquire(); err != nil {
+			return nil, b.reject(err.(*Error))
+		}
+	}
+	l := &b.ledger
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		l.mu.Unlock()
+		b.circuitNeutral(probe)
+		return nil, b.errShutdown
+	case l.held+l.queued >= l.capacity:
+		l.rejected++
+		l.mu.Unlock()
+		b.circuitNeutral(probe)
+		return nil, b.errFull
+	case l.held < l.maxActive && l.head == nil:
+		s := l.takeSlotLocked()
+		now := time.Now()
+		l.startLocked(s, b.idPrefix, now)
+		l.mu.Unlock()
+		s.probe = probe
+		s.admitted = now
+		return s, nil
+	}
+	w := &waiter{ready: make(chan struct{})}
+	l.pushLocked(w)
+	l.mu.Unlock()
+	admitted := time.Now()
+
+	var timerC <-chan time.Time
+	if waitLimit > 0 {
+		t := time.NewTimer(waitLimit)
+		defer t.Stop()
+		timerC = t.C
+	}
+	var refusal error
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		refusal = ctx.Err()
+	case <-expired:
+		refusal = b.errTimeout
+	case <-timerC:
+		refusal = b.errTimeout
+	}
+	l.mu.Lock()
+	if w.slot == nil && w.err == nil {
+		// Still queued: leave, giving the place back at once.
+		l.unlinkLocked(w)
+		if refusal == b.errTimeout {
+			l.rejected++
+		}
+		l.checkDrainedLocked()
+		l.mu.Unlock()
+		b.circuitNeutral(probe)
+		return nil, refusal
+	}
+	if w.err != nil {
+		l.mu.Unlock()
+		b.circuitNeutral(probe)
+		return nil, w.err
+	}
+	s := w.slot
+	if refusal != nil {
+		// Granted just as we gave up: pass the permit on, counting nothing.
+		l.passLocked(s)
+		if refusal == b.errTimeout {
+			l.rejected++
+		}
+		l.mu.Unlock()
+		b.circuitNeutral(probe)
+		return nil, refusal
+	}
+	l.startLocked(s, b.idPrefix, time.Now())
+	l.mu.Unlock()
+	s.probe = probe
+	s.admitted = admitted
+	return s, nil
+}
+
+// circuitNeutral gives back a circuit permit that was never used.
+func (b *Bulkhead) circuitNeutral(probe uint64) {
+	if c := b.circuit; c != nil {
+		c.release(probe, Neutral)
+	}
+}
+
+// finish records the outcome of a started call: ok for the ledger, o for the circuit.
+func (b *Bulkhead) finish(s *slot, ok bool, o Outcome) {
+	if c := b.circuit; c != nil {
+		c.release(s.probe, o)
+	}
+	l := &b.ledger
+	l.mu.Lock()
+	l.finishLocked(s, ok)
+	l.mu.Unlock()
+}

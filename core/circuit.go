@@ -1,0 +1,269 @@
+package core
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+)
+
+// circuit is the bulkhead's circuit breaker: failsafe-go's count-based breaker, driven
+// through its standalone permit API (TryAcquirePermit, RecordSuccess, RecordFailure), plus
+// what failsafe-go does not offer and a bulkhead needs:
+//
+//   - an atomic mirror of the state, so that the hot path of a CLOSED circuit takes no lock
+//     of ours;
+//   - open-until owned here rather than by failsafe-go's delay, so that a peer's OPEN can
+//     be adopted with the peer's end time (failsafe-go's Open always starts a fresh delay);
+//   - a neutral outcome for half-open probes (failsafe-go has no "release without verdict");
+//   - one place, transitionLocked, through which every state change passes.
+//
+// failsafe-go's own delay is set to forever: the breaker never moves from OPEN to
+// HALF_OPEN by itself, only when acquireSlow says so, under mu. That keeps every half-open
+// permit accounted for here.
+type circuit struct {
+	cb        circuitbreaker.CircuitBreaker[any]
+	status    atomic.Int32 // circuitStatus mirror; written only under mu
+	openUntil atomic.Int64 // Unix nanoseconds; written only under mu
+	// failedSince: a failure was recorded in CLOSED since the last recorded success.
+	failedSince atomic.Bool
+
+	mu        sync.Mutex
+	round     uint64 // half-open round; a probe permit carries the round it was granted in
+	probesOut int    // probe permits of the current round not yet released
+	owed      int    // probe permits of the current round given back without a verdict
+	isolation time.Duration
+	openErr   atomic.Pointer[Error] // cached refusal, so rejections do not allocate
+	busyErr   *Error                // refusal while every half-open probe is taken
+
+	name    string
+	logger  *slog.Logger
+	observe func(from, to circuitStatus, until time.Time, remote bool) // may be nil
+}
+
+// forever is failsafe-go's delay: see the type comment.
+const forever = time.Duration(1<<63 - 1)
+
+func newCircuit(cfg Config, logger *slog.Logger) *circuit {
+	c := &circuit{
+		isolation: cfg.IsolationDuration,
+		name:      cfg.Name,
+		logger:    logger,
+		busyErr:   &Error{Bulkhead: cfg.Name, Err: ErrCircuitOpen, detail: "half-open, every probe is taken"},
+	}
+	c.cb = buildBreaker(cfg)
+	return c
+}
+
+func buildBreaker(cfg Config) circuitbreaker.CircuitBreaker[any] {
+	// A count-based window of n results that opens at n failures opens after n
+	// consecutive failures; likewise for the half-open window of SuccessThreshold, which
+	// also caps the probes admitted at once and re-opens on the first probe failure.
+	return circuitbreaker.NewBuilder[any]().
+		WithFailureThreshold(uint(cfg.FailureThreshold)).
+		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
+		WithDelay(forever).
+		Build()
+}
+
+func (c *circuit) state() circuitStatus { return circuitStatus(c.status.Load()) }
+
+// acquire asks the circuit to let one call through. It returns the half-open round when
+// the permit is a probe (0 otherwise), or a *Error wrapping ErrCircuitOpen.
+func (c *circuit) acquire() (uint64, error) {
+	switch c.state() {
+	case statusOpen:
+		// Refuse without the lock while the isolation lasts.
+		if now := time.Now(); now.UnixNano() < c.openUntil.Load() {
+			return 0, c.openRefusal(now)
+		}
+	case statusClosed:
+		// failsafe-go's TryAcquirePermit grants every CLOSED request and keeps no count
+		// of them, so the hot path asks only the mirror. The mirror leaves CLOSED before
+		// failsafe-go can hand out a half-open permit (see acquireSlow), so every such
+		// permit passes through acquireSlow and is counted there.
+		return 0, nil
+	}
+	return c.acquireSlow()
+}
+
+func (c *circuit) acquireSlow() (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncLocked()
+	switch c.state() {
+	case statusClosed:
+		if c.cb.TryAcquirePermit() {
+			return 0, nil
+		}
+		c.syncLocked()
+		return 0, c.refusalLocked()
+	case statusOpen:
+		now := time.Now()
+		if until := c.openUntil.Load(); now.UnixNano() < until {
+			return 0, c.refusalLocked()
+		}
+		// Isolation is over: start a half-open round. The mirror moves first, so that a
+		// fast-path caller never takes a half-open permit believing the circuit closed.
+		c.transitionLocked(statusOpen, statusHalfOpen, time.Time{}, false)
+		c.cb.HalfOpen()
+	}
+	if c.cb.TryAcquirePermit() {
+		c.probesOut++
+		return c.round, nil
+	}
+	c.syncLocked()
+	return 0, c.refusalLocked()
+}
+
+// release records the outcome of a call the circuit let through with probe round probe.
+func (c *circuit) release(probe uint64, o Outcome) {
+	if probe == 0 && c.state() == statusClosed {
+		switch o {
+		case Success:
+			// In a count-based window of n that opens at n failures, a success matters
+			// only when failures were recorded after the last success: after that one,
+			// the window cannot be all failures until n more failures come. So the hot
+			// path records a success only when a failure came since the last one.
+			// (A success racing a failure is then ordered before it, which is as valid
+			// an order as any for calls that end at the same time.)
+			if c.failedSince.CompareAndSwap(true, false) {
+				c.cb.RecordSuccess()
+			}
+			return
+		case Neutral:
+			return // CLOSED permits hold nothing in failsafe-go: nothing to give back
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncLocked()
+	switch c.state() {
+	case statusOpen:
+		return // a late outcome while OPEN changes nothing
+	case statusHalfOpen:
+		if probe != c.round {
+			// Granted before this round began: recording it would hand failsafe-go a
+			// permit it never gave out, letting one probe too many through.
+			return
+		}
+		c.probesOut--
+		switch o {
+		case Success:
+			c.cb.RecordSuccess()
+		case Failure:
+			c.cb.RecordFailure()
+		case Neutral:
+			c.owed++
+		}
+		c.syncLocked()
+		if c.state() == statusHalfOpen && c.probesOut == 0 && c.owed > 0 {
+			// Probes ended without a verdict and took their permits with them. Start the
+			// round afresh so that probing goes on (earlier successes of the round are
+			// forgotten: the circuit closes only on a full run of them).
+			c.cb.Open()
+			c.cb.HalfOpen()
+			c.round++
+			c.owed = 0
+		}
+	case statusClosed:
+		switch o {
+		case Success:
+			c.failedSince.Store(false)
+			c.cb.RecordSuccess()
+		case Failure:
+			c.cb.RecordFailure()
+			c.failedSince.Store(true) // after the record: see the Success case above
+			c.syncLocked()
+		}
+	}
+}
+
+// syncLocked brings the mirror in line with failsafe-go's state after a Record call that
+// may have moved it (CLOSED→OPEN on a failure, HALF_OPEN→OPEN or →CLOSED on a probe).
+func (c *circuit) syncLocked() {
+	var actual circuitStatus
+	switch c.cb.State() {
+	case circuitbreaker.OpenState:
+		actual = statusOpen
+	case circuitbreaker.HalfOpenState:
+		actual = statusHalfOpen
+	default:
+		actual = statusClosed
+	}
+	if from := c.state(); from != actual {
+		var until time.Time
+		if actual == statusOpen {
+			until = time.Now().Add(c.isolation)
+		}
+		c.transitionLocked(from, actual, until, false)
+	}
+}
+
+// transitionLocked is the one place every state change passes through: the mirror, the
+// open-until, the half-open round, logging and the observer (a store, events) all follow
+// from here. remote marks a state adopted from a peer, which must not be written back.
+func (c *circuit) transitionLocked(from, to circuitStatus, until time.Time, remote bool) {
+	switch to {
+	case statusOpen:
+		// open-until first: a lock-free reader that sees OPEN must see its end time.
+		c.openUntil.Store(until.UnixNano())
+		c.openErr.Store(nil)
+	case statusHalfOpen:
+		c.round++
+		c.probesOut = 0
+		c.owed = 0
+	case statusClosed:
+		c.failedSince.Store(false) // failsafe-go starts an empty window
+	}
+	c.status.Store(int32(to))
+	if c.logger.Enabled(context.Background(), slog.LevelWarn) {
+		attrs := []any{slog.String("bulkhead", c.name), slog.String("from", from.String()), slog.String("to", to.String())}
+		if to == statusOpen {
+			attrs = append(attrs, slog.Time("open_until", until))
+		}
+		if remote {
+			attrs = append(attrs, slog.Bool("remote", true))
+		}
+		level := slog.LevelInfo
+		if to == statusOpen {
+			level = slog.LevelWarn
+		}
+		c.logger.Log(context.Background(), level, "bulkman: circuit state changed", attrs...)
+	}
+	if c.observe != nil {
+		c.observe(from, to, until, remote)
+	}
+}
+
+// refusalLocked returns the error for a refused call, with RetryAfter the isolation left.
+// It is cached per 10ms of remaining isolation so that refusals do not allocate.
+func (c *circuit) refusalLocked() error {
+	if c.state() != statusOpen {
+		return c.busyErr
+	}
+	return c.openRefusal(time.Now())
+}
+
+const retryAfterGrain = 10 * time.Millisecond
+
+func (c *circuit) openRefusal(now time.Time) *Error {
+	left := time.Duration(c.openUntil.Load() - now.UnixNano())
+	if left < 0 {
+		left = 0
+	}
+	// Round up to the grain: a hint to retry too early is worse than one a little late.
+	left = (left + retryAfterGrain - 1) / retryAfterGrain * retryAfterGrain
+	if e := c.openErr.Load(); e != nil && e.RetryAfter == left {
+		return e
+	}
+	e := &Error{Bulkhead: c.name, Err: ErrCircuitOpen, RetryAfter: left}
+	c.openErr.Store(e)
+	return e
+}
+
+// status returns the mirror's status for Stats and State.
+func (c *circuit) snapshot() circuitStatus { return c.state() }

@@ -1,0 +1,118 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Config describes one named bulkhead. It is the seed's BulkheadConfig. Start from
+// DefaultConfig and change what you need; New validates it.
+//
+// Config is a plain value: copy it freely. A Bulkhead keeps its own copy.
+type Config struct {
+	// Name identifies the bulkhead: required, unique within a Manager, and the key of its
+	// circuit in a CircuitStore.
+	Name string
+	// MaxConcurrentCalls is how many functions may run at once (>= 1). Functions whose
+	// caller gave up at the Timeout still count until they return.
+	MaxConcurrentCalls int
+	// MaxQueueSize is how many callers may wait for a permit (>= 0), in FIFO order.
+	// 0 means fail fast with ErrFull when every permit is taken.
+	MaxQueueSize int
+	// Timeout bounds queue wait plus run, measured from admission (>= 0; 0 means none).
+	Timeout time.Duration
+	// FailureThreshold is the number of consecutive failures that open the circuit
+	// (>= 1 when CircuitBreakerEnabled).
+	FailureThreshold int
+	// SuccessThreshold is the number of consecutive half-open successes that close the
+	// circuit, and the most probes admitted at once while half-open (>= 1 when
+	// CircuitBreakerEnabled).
+	SuccessThreshold int
+	// IsolationDuration is how long the circuit stays open before it admits probes
+	// (>= 0; 0 means the next call is already a probe).
+	IsolationDuration time.Duration
+	// CircuitBreakerEnabled turns the circuit breaker on. It is off by default.
+	CircuitBreakerEnabled bool
+	// HealthCheckInterval is how often a bulkhead with a CircuitStore re-reads shared state
+	// it may have missed (>= 0; 0 turns the poll off). It is never a per-call cost.
+	HealthCheckInterval time.Duration
+}
+
+// DefaultConfig returns the seed's defaults for a bulkhead called name: 10 concurrent
+// calls, a queue of 100, no timeout, and a disabled circuit breaker that would open after
+// 5 consecutive failures, stay open 30s, and close after 3 consecutive successes.
+func DefaultConfig(name string) Config {
+	return Config{
+		Name:                name,
+		MaxConcurrentCalls:  10,
+		MaxQueueSize:        100,
+		FailureThreshold:    5,
+		SuccessThreshold:    3,
+		IsolationDuration:   30 * time.Second,
+		HealthCheckInterval: 5 * time.Second,
+	}
+}
+
+// maxLimit bounds MaxConcurrentCalls and MaxQueueSize so that their sum cannot overflow
+// and a typo (an extra zero or three) is caught rather than allocating a huge table.
+const maxLimit = 1 << 24
+
+// ConfigError reports one invalid field of a Config. Validate joins one ConfigError per
+// bad field with errors.Join; use errors.As to inspect them.
+type ConfigError struct {
+	Bulkhead string // the Config's Name, possibly empty
+	Field    string // the Go field name, e.g. "MaxConcurrentCalls"
+	Value    any    // the rejected value
+	Reason   string // what the value must be, e.g. "must be at least 1"
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("bulkhead %q: %s %s, got %v", e.Bulkhead, e.Field, e.Reason, e.Value)
+}
+
+// Validate reports every invalid field at once: the result is nil or an errors.Join of
+// one *ConfigError per bad field. Thresholds are checked only when the circuit breaker is
+// enabled, since they are unused otherwise.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field string, value any, reason string) {
+		errs = append(errs, &ConfigError{Bulkhead: c.Name, Field: field, Value: value, Reason: reason})
+	}
+	switch {
+	case c.Name == "":
+		bad("Name", `""`, "must not be empty")
+	case strings.TrimSpace(c.Name) != c.Name:
+		bad("Name", fmt.Sprintf("%q", c.Name), "must not start or end with white space")
+	case strings.IndexFunc(c.Name, unicode.IsControl) >= 0:
+		bad("Name", fmt.Sprintf("%q", c.Name), "must not contain control characters")
+	case len(c.Name) > 200:
+		bad("Name", len(c.Name), "must be at most 200 bytes long")
+	}
+	if c.MaxConcurrentCalls < 1 || c.MaxConcurrentCalls > maxLimit {
+		bad("MaxConcurrentCalls", c.MaxConcurrentCalls, fmt.Sprintf("must be between 1 and %d", maxLimit))
+	}
+	if c.MaxQueueSize < 0 || c.MaxQueueSize > maxLimit {
+		bad("MaxQueueSize", c.MaxQueueSize, fmt.Sprintf("must be between 0 and %d", maxLimit))
+	}
+	if c.Timeout < 0 {
+		bad("Timeout", c.Timeout, "must not be negative")
+	}
+	if c.IsolationDuration < 0 {
+		bad("IsolationDuration", c.IsolationDuration, "must not be negative")
+	}
+	if c.HealthCheckInterval < 0 {
+		bad("HealthCheckInterval", c.HealthCheckInterval, "must not be negative")
+	}
+	if c.CircuitBreakerEnabled {
+		if c.FailureThreshold < 1 || c.FailureThreshold > maxLimit {
+			bad("FailureThreshold", c.FailureThreshold, fmt.Sprintf("must be between 1 and %d when the circuit breaker is enabled", maxLimit))
+		}
+		if c.SuccessThreshold < 1 || c.SuccessThreshold > maxLimit {
+			bad("SuccessThreshold", c.SuccessThreshold, fmt.Sprintf("must be between 1 and %d when the circuit breaker is enabled", maxLimit))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,161 @@
+package core
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ledger is the bulkhead's admission control and its statistics, under one mutex so that
+// Stats is a consistent snapshot (I1 to I4 hold at every instant a snapshot can see).
+//
+// It is a semaphore of maxActive permits with a FIFO queue of at most capacity-maxActive
+// waiters. A released permit passes straight to the longest waiter, so late arrivals
+// cannot barge ahead. failsafe-go's bulkhead (a buffered channel) cannot serve here: it
+// has no bound on waiters, no count of them, and cannot be resized.
+type ledger struct {
+	mu        sync.Mutex
+	maxActive int // permits
+	capacity  int // permits + queue places
+	held      int // permits held: active calls, abandoned calls, and grants not yet resumed
+	queued    int
+	head      *waiter
+	tail      *waiter
+	free      []*slot
+	closed    bool
+	drained   chan struct{} // closed once closed && held == 0 && queued == 0
+
+	active    int
+	abandoned int
+	total     int64
+	succeeded int64
+	failed    int64
+	rejected  int64
+	timedOut  int64
+	seq       uint64
+}
+
+// slot is one permit. It is reused from call to call; gen tells a live Permit from a
+// stale copy, so that a second release is detected rather than freeing someone else's.
+type slot struct {
+	gen atomic.Uint64
+
+	// Owned by the permit's holder between grant and release.
+	probe     uint64 // the circuit's half-open round if this permit is a probe, else 0
+	id        ExecutionID
+	admitted  time.Time
+	started   time.Time
+	abandoned bool // guarded by ledger.mu
+}
+
+// waiter is a caller in the queue.
+type waiter struct {
+	ready      chan struct{} // closed when granted (slot != nil) or refused (err != nil)
+	slot       *slot
+	err        error
+	prev, next *waiter
+}
+
+func (l *ledger) init(maxActive, maxQueue int) {
+	l.maxActive = maxActive
+	l.capacity = maxActive + maxQueue
+	l.drained = make(chan struct{})
+}
+
+// takeSlotLocked returns a free slot, marking it held.
+func (l *ledger) takeSlotLocked() *slot {
+	l.held++
+	if n := len(l.free); n > 0 {
+		s := l.free[n-1]
+		l.free = l.free[:n-1]
+		return s
+	}
+	return new(slot)
+}
+
+// startLocked counts s as a started call and stamps it.
+func (l *ledger) startLocked(s *slot, prefix uint64, now time.Time) {
+	l.active++
+	l.total++
+	l.seq++
+	s.id = makeID(prefix, l.seq)
+	s.started = now
+	s.abandoned = false
+}
+
+// passLocked gives the permit of s to the longest waiter, or frees it.
+func (l *ledger) passLocked(s *slot) {
+	if w := l.head; w != nil {
+		l.unlinkLocked(w)
+		w.slot = s
+		close(w.ready)
+		return
+	}
+	l.held--
+	l.free = append(l.free, s)
+	l.checkDrainedLocked()
+}
+
+func (l *ledger) checkDrainedLocked() {
+	if l.closed && l.held == 0 && l.queued == 0 {
+		select {
+		case <-l.drained:
+		default:
+			close(l.drained)
+		}
+	}
+}
+
+func (l *ledger) pushLocked(w *waiter) {
+	l.queued++
+	w.prev = l.tail
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+}
+
+func (l *ledger) unlinkLocked(w *waiter) {
+	l.queued--
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+}
+
+// finishLocked records the end of a started call and frees its permit.
+func (l *ledger) finishLocked(s *slot, ok bool) {
+	if s.abandoned {
+		// Counted as failed when its caller gave up; now its permit comes back.
+		l.abandoned--
+	} else {
+		l.active--
+		if ok {
+			l.succeeded++
+		} else {
+			l.failed++
+		}
+	}
+	l.passLocked(s)
+}
+
+// abandonLocked records that the caller of a running call gave up on it (timeout or
+// cancellation). The call counts as failed now; its permit stays held until it returns.
+func (l *ledger) abandonLocked(s *slot, timedOut bool) {
+	s.abandoned = true
+	l.active--
+	l.abandoned++
+	l.failed++
+	if timedOut {
+		l.timedOut++
+	}
+}

@@ -1,0 +1,75 @@
+package core
+
+import (
+	"context"
+	"time"
+)
+
+// Outcome is the verdict on a call admitted with Acquire, for the statistics and the
+// circuit breaker.
+type Outcome uint8
+
+const (
+	// Success: the dependency did its job (for HTTP, any status below 500).
+	Success Outcome = iota
+	// Failure: the dependency failed; it counts towards opening the circuit.
+	Failure
+	// Neutral: the call ended without a verdict on the dependency, e.g. the client went
+	// away. It counts as failed in Stats (it did not succeed) but never moves the circuit,
+	// and a half-open probe permit comes back.
+	Neutral
+)
+
+// Permit is one admitted call, from Acquire until Release. Copy it freely; release it
+// exactly once. The zero Permit holds nothing.
+type Permit struct {
+	b   *Bulkhead
+	s   *slot
+	gen uint64
+}
+
+// Acquire admits one call in two steps, for middleware whose call outlives one function
+// (streams, response bodies). It applies the same checks as Execute, in the same order,
+// and waits in the FIFO queue until a permit is free, ctx ends, or the bulkhead's Timeout
+// passes (ErrTimeout). It never abandons the call: the permit is held until Release.
+//
+// The error is ctx's error if ctx ended first (nothing counted), or a *Error wrapping
+// ErrShutdown, ErrCircuitOpen, ErrFull or ErrTimeout.
+func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
+	if b == nil || ctx == nil {
+		return Permit{}, invalidArg("Acquire: nil Bulkhead or context")
+	}
+	s, err := b.admit(ctx, nil, b.timeout)
+	if err != nil {
+		return Permit{}, err
+	}
+	return Permit{b: b, s: s, gen: s.gen.Add(1)}, nil
+}
+
+// Release ends the call with outcome o and frees its permit. The first Release of a
+// Permit returns nil; any later one (and Release of a zero Permit) changes nothing and
+// returns a *Error wrapping ErrReleased: it is a programmer error.
+// Release is safe for concurrent use; exactly one of racing calls wins.
+func (p Permit) Release(o Outcome) error {
+	if p.s == nil {
+		return &Error{Err: ErrReleased, detail: "zero Permit"}
+	}
+	if !p.s.gen.CompareAndSwap(p.gen, p.gen+1) {
+		return &Error{Bulkhead: p.b.name, Err: ErrReleased}
+	}
+	p.b.finish(p.s, o == Success, o)
+	return nil
+}
+
+// Deadline returns when the call's Timeout ends (admission plus Config.Timeout), and
+// false when the bulkhead has no Timeout. Middleware gives the handler a context with
+// this deadline.
+func (p Permit) Deadline() (time.Time, bool) {
+	if p.s == nil || p.b.timeout <= 0 {
+		return time.Time{}, false
+	}
+	return p.s.admitted.Add(p.b.timeout), true
+}
+
+// Bulkhead returns the bulkhead that granted the permit (nil for the zero Permit).
+func (p Permit) Bulkhead() *Bulkhead { return p.b }

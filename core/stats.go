@@ -1,0 +1,27 @@
+package core
+
+// Stats is one consistent snapshot of a bulkhead (seed: get_stats()). Its JSON keys are
+// the seed's keys. At every snapshot:
+//
+//	TotalExecutions == SuccessfulExecutions + FailedExecutions + ActiveTasks
+//	0 <= ActiveTasks and ActiveTasks + AbandonedTasks <= MaxConcurrentCalls
+//	0 <= InFlightCount <= MaxConcurrentCalls + MaxQueueSize
+//
+// and an idle bulkhead has ActiveTasks == InFlightCount == AbandonedTasks == 0.
+type Stats struct {
+	Name                  string `json:"name"`
+	State                 State  `json:"state"`
+	TotalExecutions       int64  `json:"total_executions"`      // calls that started (got a permit)
+	SuccessfulExecutions  int64  `json:"successful_executions"` // started calls that succeeded
+	FailedExecutions      int64  `json:"failed_executions"`     // started calls that failed, panicked, timed out or were cancelled
+	RejectedExecutions    int64  `json:"rejected_executions"`   // circuit open + full + timed out before starting
+	TimedOutExecutions    int64  `json:"timed_out_executions"`  // started calls whose timeout fired (also counted failed)
+	ActiveTasks           int    `json:"active_tasks"`          // running calls whose outcome is not yet recorded
+	AbandonedTasks        int    `json:"abandoned_tasks"`       // timed-out functions still running, still holding a permit
+	QueuedTasks           int    `json:"queued_tasks"`          // callers waiting for a permit
+	InFlightCount         int    `json:"in_flight_count"`       // queued + active
+	MaxConcurrentCalls    int    `json:"max_concurrent_calls"`
+	MaxQueueSize          int    `json:"max_queue_size"`
+	CircuitBreakerEnabled bool   `json:"circuit_breaker_enabled"`
+	CircuitStatus         string `json:"circuit_status,omitempty"` // "CLOSED", "OPEN", "HALF_OPEN"; empty when disabled
+}
