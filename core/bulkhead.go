@@ -21,6 +21,7 @@ type Bulkhead struct {
 	idPrefix uint64
 	circuit  *circuit // nil when the circuit breaker is disabled
 	logger   *slog.Logger
+	hooks    []func(Event) // nil when no hook is set: see emit
 	closed   atomic.Bool
 
 	ledger ledger
@@ -43,6 +44,7 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 		timeout:     cfg.Timeout,
 		idPrefix:    newIDPrefix(),
 		logger:      o.logger,
+		hooks:       o.hooks,
 		errFull:     &Error{Bulkhead: cfg.Name, Err: ErrFull, detail: fmt.Sprintf("%d/%d", cfg.MaxConcurrentCalls+cfg.MaxQueueSize, cfg.MaxConcurrentCalls+cfg.MaxQueueSize)},
 		errTimeout:  &Error{Bulkhead: cfg.Name, Err: ErrTimeout, detail: cfg.Timeout.String()},
 		errShutdown: &Error{Bulkhead: cfg.Name, Err: ErrShutdown},
@@ -50,6 +52,11 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize)
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, o.logger)
+		if b.hooks != nil {
+			b.circuit.observe = func(from, to circuitStatus, _ time.Time, remote bool) {
+				b.emit(Event{Kind: EventStateChanged, From: from.state(), To: to.state(), Remote: remote})
+			}
+		}
 	}
 	return b, nil
 }
@@ -148,6 +155,17 @@ func (b *Bulkhead) reject(err *Error) error {
 	b.ledger.mu.Lock()
 	b.ledger.rejected++
 	b.ledger.mu.Unlock()
+	if b.hooks != nil {
+		b.emit(Event{Kind: EventRejected, Err: err.Err})
+	}
+	return err
+}
+
+// refused reports a refusal that admit counted under the ledger's lock.
+func (b *Bulkhead) refused(err *Error) error {
+	if b.hooks != nil {
+		b.emit(Event{Kind: EventRejected, Err: err.Err})
+	}
 	return err
 }
 
@@ -160,7 +178,7 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 		return nil, err
 	}
 	if b.closed.Load() {
-		return nil, b.errShutdown
+		return nil, b.refused(b.errShutdown)
 	}
 	var probe uint64
 	if c := b.circuit; c != nil {
@@ -175,12 +193,12 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 	case l.closed:
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
-		return nil, b.errShutdown
+		return nil, b.refused(b.errShutdown)
 	case l.held+l.queued >= l.capacity:
 		l.rejected++
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
-		return nil, b.errFull
+		return nil, b.refused(b.errFull)
 	case l.held < l.maxActive && l.head == nil:
 		s := l.takeSlotLocked()
 		now := time.Now()
@@ -221,12 +239,15 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 		l.checkDrainedLocked()
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
+		if refusal == b.errTimeout {
+			b.refused(b.errTimeout)
+		}
 		return nil, refusal
 	}
 	if w.err != nil {
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
-		return nil, w.err
+		return nil, b.refused(b.errShutdown)
 	}
 	s := w.slot
 	if refusal != nil {
@@ -237,6 +258,9 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 		}
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
+		if refusal == b.errTimeout {
+			b.refused(b.errTimeout)
+		}
 		return nil, refusal
 	}
 	l.startLocked(s, b.idPrefix, time.Now())
@@ -254,12 +278,20 @@ func (b *Bulkhead) circuitNeutral(probe uint64) {
 }
 
 // finish records the outcome of a started call: ok for the ledger, o for the circuit.
-func (b *Bulkhead) finish(s *slot, ok bool, o Outcome) {
+// end is when the call ended.
+func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Time) {
 	if c := b.circuit; c != nil {
 		c.release(s.probe, o)
+	}
+	var queued, ran time.Duration
+	if b.hooks != nil {
+		queued, ran = s.started.Sub(s.admitted), end.Sub(s.started)
 	}
 	l := &b.ledger
 	l.mu.Lock()
 	l.finishLocked(s, ok)
 	l.mu.Unlock()
+	if b.hooks != nil {
+		b.emit(Event{Kind: EventFinished, Outcome: o, QueuedTime: queued, ExecutionTime: ran})
+	}
 }

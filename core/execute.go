@@ -57,13 +57,14 @@ func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (
 	recorded := false
 	defer func() {
 		if !recorded { // fn panicked (or called runtime.Goexit): the panic goes on after this
-			b.finish(s, false, Failure)
+			b.finish(s, false, Failure, time.Now())
 		}
 	}()
 	v, ferr := fn(ctx)
 	recorded = true
-	r.ExecutionTime = time.Since(s.started)
-	b.finish(s, ferr == nil, verdict(ctx, ferr))
+	end := time.Now()
+	r.ExecutionTime = end.Sub(s.started)
+	b.finish(s, ferr == nil, verdict(ctx, ferr), end)
 	if ferr != nil {
 		r.Err = ferr
 		return r, nil

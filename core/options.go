@@ -8,10 +8,11 @@ type Option func(*options)
 
 type options struct {
 	logger *slog.Logger
+	hooks  []func(Event)
 }
 
 func buildOptions(opts []Option) options {
-	o := options{}
+	var o options
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)

@@ -57,7 +57,7 @@ func (p Permit) Release(o Outcome) error {
 	if !p.s.gen.CompareAndSwap(p.gen, p.gen+1) {
 		return &Error{Bulkhead: p.b.name, Err: ErrReleased}
 	}
-	p.b.finish(p.s, o == Success, o)
+	p.b.finish(p.s, o == Success, o, time.Now())
 	return nil
 }
 

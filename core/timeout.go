@@ -206,14 +206,15 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	c.mu.Lock()
 	reason := c.reason
 	c.mu.Unlock()
-	r.ExecutionTime = time.Since(s.started)
+	end := time.Now()
+	r.ExecutionTime = end.Sub(s.started)
 
 	if reason == finished {
 		if c.panicked {
-			b.finish(s, false, Failure)
+			b.finish(s, false, Failure, end)
 			panic(c.panicVal)
 		}
-		b.finish(s, c.err == nil, verdict(ctx, c.err))
+		b.finish(s, c.err == nil, verdict(ctx, c.err), end)
 		if c.err != nil {
 			r.Err = c.err
 			return r, nil
@@ -241,6 +242,12 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	c.mu.Unlock()
 	if last {
 		b.freeAbandoned(s)
+	}
+	if b.hooks != nil {
+		if timedOut {
+			b.emit(Event{Kind: EventTimedOut})
+		}
+		b.emit(Event{Kind: EventFinished, Outcome: o, QueuedTime: r.QueuedTime, ExecutionTime: r.ExecutionTime})
 	}
 	if timedOut {
 		return r, b.errTimeout
