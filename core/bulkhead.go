@@ -19,6 +19,7 @@ type Bulkhead struct {
 	cfg      Config
 	timeout  time.Duration
 	idPrefix uint64
+	clock    clock
 	circuit  *circuit // nil when the circuit breaker is disabled
 	logger   *slog.Logger
 	hooks    []func(Event) // nil when no hook is set: see emit
@@ -43,6 +44,7 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 		cfg:         cfg,
 		timeout:     cfg.Timeout,
 		idPrefix:    newIDPrefix(),
+		clock:       newClock(),
 		logger:      o.logger,
 		hooks:       o.hooks,
 		errFull:     &Error{Bulkhead: cfg.Name, Err: ErrFull, detail: fmt.Sprintf("%d/%d", cfg.MaxConcurrentCalls+cfg.MaxQueueSize, cfg.MaxConcurrentCalls+cfg.MaxQueueSize)},
@@ -51,9 +53,9 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 	}
 	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize)
 	if cfg.CircuitBreakerEnabled {
-		b.circuit = newCircuit(cfg, o.logger)
+		b.circuit = newCircuit(cfg, b.clock, o.logger)
 		if b.hooks != nil {
-			b.circuit.observe = func(from, to circuitStatus, _ time.Time, remote bool) {
+			b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
 				b.emit(Event{Kind: EventStateChanged, From: from.state(), To: to.state(), Remote: remote})
 			}
 		}
@@ -201,7 +203,7 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 		return nil, b.refused(b.errFull)
 	case l.held < l.maxActive && l.head == nil:
 		s := l.takeSlotLocked()
-		now := time.Now()
+		now := b.clock.now()
 		l.startLocked(s, b.idPrefix, now)
 		l.mu.Unlock()
 		s.probe = probe
@@ -211,7 +213,7 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 	w := &waiter{ready: make(chan struct{})}
 	l.pushLocked(w)
 	l.mu.Unlock()
-	admitted := time.Now()
+	admitted := b.clock.now()
 
 	var timerC <-chan time.Time
 	if waitLimit > 0 {
@@ -263,7 +265,7 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 		}
 		return nil, refusal
 	}
-	l.startLocked(s, b.idPrefix, time.Now())
+	l.startLocked(s, b.idPrefix, b.clock.now())
 	l.mu.Unlock()
 	s.probe = probe
 	s.admitted = admitted
@@ -278,14 +280,14 @@ func (b *Bulkhead) circuitNeutral(probe uint64) {
 }
 
 // finish records the outcome of a started call: ok for the ledger, o for the circuit.
-// end is when the call ended.
-func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Time) {
+// end is when the call ended (a clock offset).
+func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration) {
 	if c := b.circuit; c != nil {
 		c.release(s.probe, o)
 	}
 	var queued, ran time.Duration
 	if b.hooks != nil {
-		queued, ran = s.started.Sub(s.admitted), end.Sub(s.started)
+		queued, ran = s.started-s.admitted, end-s.started
 	}
 	l := &b.ledger
 	l.mu.Lock()

@@ -27,7 +27,7 @@ import (
 type circuit struct {
 	cb        circuitbreaker.CircuitBreaker[any]
 	status    atomic.Int32 // circuitStatus mirror; written only under mu
-	openUntil atomic.Int64 // Unix nanoseconds; written only under mu
+	openUntil atomic.Int64 // clock offset (time.Duration); written only under mu
 	// failedSince: a failure was recorded in CLOSED since the last recorded success.
 	failedSince atomic.Bool
 
@@ -39,16 +39,18 @@ type circuit struct {
 	openErr   atomic.Pointer[Error] // cached refusal, so rejections do not allocate
 	busyErr   *Error                // refusal while every half-open probe is taken
 
+	clock   clock
 	name    string
 	logger  *slog.Logger
-	observe func(from, to circuitStatus, until time.Time, remote bool) // may be nil
+	observe func(from, to circuitStatus, until time.Duration, remote bool) // may be nil
 }
 
 // forever is failsafe-go's delay: see the type comment.
 const forever = time.Duration(1<<63 - 1)
 
-func newCircuit(cfg Config, logger *slog.Logger) *circuit {
+func newCircuit(cfg Config, clk clock, logger *slog.Logger) *circuit {
 	c := &circuit{
+		clock:     clk,
 		isolation: cfg.IsolationDuration,
 		name:      cfg.Name,
 		logger:    logger,
@@ -77,7 +79,7 @@ func (c *circuit) acquire() (uint64, error) {
 	switch c.state() {
 	case statusOpen:
 		// Refuse without the lock while the isolation lasts.
-		if now := time.Now(); now.UnixNano() < c.openUntil.Load() {
+		if now := c.clock.now(); int64(now) < c.openUntil.Load() {
 			return 0, c.openRefusal(now)
 		}
 	case statusClosed:
@@ -102,13 +104,12 @@ func (c *circuit) acquireSlow() (uint64, error) {
 		c.syncLocked()
 		return 0, c.refusalLocked()
 	case statusOpen:
-		now := time.Now()
-		if until := c.openUntil.Load(); now.UnixNano() < until {
-			return 0, c.refusalLocked()
+		if now := c.clock.now(); int64(now) < c.openUntil.Load() {
+			return 0, c.openRefusal(now)
 		}
 		// Isolation is over: start a half-open round. The mirror moves first, so that a
 		// fast-path caller never takes a half-open permit believing the circuit closed.
-		c.transitionLocked(statusOpen, statusHalfOpen, time.Time{}, false)
+		c.transitionLocked(statusOpen, statusHalfOpen, 0, false)
 		c.cb.HalfOpen()
 	}
 	if c.cb.TryAcquirePermit() {
@@ -195,9 +196,9 @@ func (c *circuit) syncLocked() {
 		actual = statusClosed
 	}
 	if from := c.state(); from != actual {
-		var until time.Time
+		var until time.Duration
 		if actual == statusOpen {
-			until = time.Now().Add(c.isolation)
+			until = c.clock.now() + c.isolation
 		}
 		c.transitionLocked(from, actual, until, false)
 	}
@@ -206,11 +207,12 @@ func (c *circuit) syncLocked() {
 // transitionLocked is the one place every state change passes through: the mirror, the
 // open-until, the half-open round, logging and the observer (a store, events) all follow
 // from here. remote marks a state adopted from a peer, which must not be written back.
-func (c *circuit) transitionLocked(from, to circuitStatus, until time.Time, remote bool) {
+// until is the end of isolation for OPEN, as a clock offset.
+func (c *circuit) transitionLocked(from, to circuitStatus, until time.Duration, remote bool) {
 	switch to {
 	case statusOpen:
 		// open-until first: a lock-free reader that sees OPEN must see its end time.
-		c.openUntil.Store(until.UnixNano())
+		c.openUntil.Store(int64(until))
 		c.openErr.Store(nil)
 	case statusHalfOpen:
 		c.round++
@@ -223,7 +225,7 @@ func (c *circuit) transitionLocked(from, to circuitStatus, until time.Time, remo
 	if c.logger.Enabled(context.Background(), slog.LevelWarn) {
 		attrs := []any{slog.String("bulkhead", c.name), slog.String("from", from.String()), slog.String("to", to.String())}
 		if to == statusOpen {
-			attrs = append(attrs, slog.Time("open_until", until))
+			attrs = append(attrs, slog.Time("open_until", c.clock.at(until)))
 		}
 		if remote {
 			attrs = append(attrs, slog.Bool("remote", true))
@@ -245,13 +247,13 @@ func (c *circuit) refusalLocked() error {
 	if c.state() != statusOpen {
 		return c.busyErr
 	}
-	return c.openRefusal(time.Now())
+	return c.openRefusal(c.clock.now())
 }
 
 const retryAfterGrain = 10 * time.Millisecond
 
-func (c *circuit) openRefusal(now time.Time) *Error {
-	left := time.Duration(c.openUntil.Load() - now.UnixNano())
+func (c *circuit) openRefusal(now time.Duration) *Error {
+	left := time.Duration(c.openUntil.Load()) - now
 	if left < 0 {
 		left = 0
 	}

@@ -53,17 +53,17 @@ func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (
 		return r, err
 	}
 	r.ExecutionID = s.id
-	r.QueuedTime = s.started.Sub(s.admitted)
+	r.QueuedTime = s.started - s.admitted
 	recorded := false
 	defer func() {
 		if !recorded { // fn panicked (or called runtime.Goexit): the panic goes on after this
-			b.finish(s, false, Failure, time.Now())
+			b.finish(s, false, Failure, b.clock.now())
 		}
 	}()
 	v, ferr := fn(ctx)
 	recorded = true
-	end := time.Now()
-	r.ExecutionTime = end.Sub(s.started)
+	end := b.clock.now()
+	r.ExecutionTime = end - s.started
 	b.finish(s, ferr == nil, verdict(ctx, ferr), end)
 	if ferr != nil {
 		r.Err = ferr

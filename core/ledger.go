@@ -43,8 +43,8 @@ type slot struct {
 	// Owned by the permit's holder between grant and release.
 	probe     uint64 // the circuit's half-open round if this permit is a probe, else 0
 	id        ExecutionID
-	admitted  time.Time
-	started   time.Time
+	admitted  time.Duration // clock offsets
+	started   time.Duration
 	abandoned bool // guarded by ledger.mu
 }
 
@@ -74,7 +74,7 @@ func (l *ledger) takeSlotLocked() *slot {
 }
 
 // startLocked counts s as a started call and stamps it.
-func (l *ledger) startLocked(s *slot, prefix uint64, now time.Time) {
+func (l *ledger) startLocked(s *slot, prefix uint64, now time.Duration) {
 	l.active++
 	l.total++
 	l.seq++

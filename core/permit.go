@@ -57,7 +57,7 @@ func (p Permit) Release(o Outcome) error {
 	if !p.s.gen.CompareAndSwap(p.gen, p.gen+1) {
 		return &Error{Bulkhead: p.b.name, Err: ErrReleased}
 	}
-	p.b.finish(p.s, o == Success, o, time.Now())
+	p.b.finish(p.s, o == Success, o, p.b.clock.now())
 	return nil
 }
 
@@ -68,7 +68,7 @@ func (p Permit) Deadline() (time.Time, bool) {
 	if p.s == nil || p.b.timeout <= 0 {
 		return time.Time{}, false
 	}
-	return p.s.admitted.Add(p.b.timeout), true
+	return p.b.clock.at(p.s.admitted + p.b.timeout), true
 }
 
 // Bulkhead returns the bulkhead that granted the permit (nil for the zero Permit).

@@ -183,8 +183,8 @@ func (c *timedCall[T]) conclude(b *Bulkhead, s *slot) {
 }
 
 func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r Result[T]) (Result[T], error) {
-	now := time.Now()
-	c := &timedCall[T]{callCtx: callCtx{parent: ctx, deadline: now.Add(b.timeout), done: make(chan struct{})}}
+	now := b.clock.now()
+	c := &timedCall[T]{callCtx: callCtx{parent: ctx, deadline: b.clock.at(now + b.timeout), done: make(chan struct{})}}
 	armTimer(&c.callCtx, b.timeout)
 	s, err := b.admit(ctx, c.done, 0)
 	if err != nil {
@@ -193,7 +193,7 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 		return r, err
 	}
 	r.ExecutionID = s.id
-	r.QueuedTime = s.started.Sub(now)
+	r.QueuedTime = s.started - now
 	s.admitted = now
 	go c.run(b, s, fn)
 
@@ -206,8 +206,8 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	c.mu.Lock()
 	reason := c.reason
 	c.mu.Unlock()
-	end := time.Now()
-	r.ExecutionTime = end.Sub(s.started)
+	end := b.clock.now()
+	r.ExecutionTime = end - s.started
 
 	if reason == finished {
 		if c.panicked {
