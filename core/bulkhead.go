@@ -21,6 +21,7 @@ type Bulkhead struct {
 	idPrefix uint64
 	clock    clock
 	circuit  *circuit // nil when the circuit breaker is disabled
+	sharer   *sharer  // nil without a CircuitStore
 	logger   *slog.Logger
 	hooks    []func(Event) // nil when no hook is set: see emit
 	closed   atomic.Bool
@@ -58,6 +59,11 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 			b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
 				b.emit(Event{Kind: EventStateChanged, From: from.state(), To: to.state(), Remote: remote})
 			}
+		}
+		if o.store != nil {
+			b.sharer = newSharer(b, o.store, o.storeTimeout)
+			b.circuit.share = b.sharer.local
+			b.sharer.start()
 		}
 	}
 	return b, nil
@@ -146,10 +152,13 @@ func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	l.mu.Unlock()
 	select {
 	case <-drained:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if b.sharer != nil {
+		b.sharer.close()
+	}
+	return nil
 }
 
 // reject counts a refusal and returns err.

@@ -42,7 +42,8 @@ type circuit struct {
 	clock   clock
 	name    string
 	logger  *slog.Logger
-	observe func(from, to circuitStatus, until time.Duration, remote bool) // may be nil
+	observe func(from, to circuitStatus, until time.Duration, remote bool) // event hooks; may be nil
+	share   func(to circuitStatus, until time.Time)                          // a CircuitStore's writer; may be nil
 }
 
 // forever is failsafe-go's delay: see the type comment.
@@ -238,6 +239,43 @@ func (c *circuit) transitionLocked(from, to circuitStatus, until time.Duration, 
 	}
 	if c.observe != nil {
 		c.observe(from, to, until, remote)
+	}
+	if c.share != nil && !remote {
+		c.share(to, c.clock.at(until))
+	}
+}
+
+// adopt applies a record a peer saved (or the stored record at start). A live OPEN is
+// adopted with the peer's end time; a CLOSED is adopted unless this process's own
+// isolation still runs; HALF_OPEN is ignored (each process probes for itself). Adopted
+// transitions are marked remote, so they are not written back.
+func (c *circuit) adopt(rec CircuitRecord) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncLocked()
+	cur := c.state()
+	switch rec.Status {
+	case StatusOpen:
+		if !rec.live(now) {
+			return
+		}
+		until := c.clock.offset(rec.OpenUntil)
+		if cur == statusOpen {
+			if time.Duration(c.openUntil.Load()) != until {
+				c.openUntil.Store(int64(until)) // the first opener's end time wins
+				c.openErr.Store(nil)
+			}
+			return
+		}
+		c.cb.Open()
+		c.transitionLocked(cur, statusOpen, until, true)
+	case StatusClosed:
+		if cur == statusClosed || (cur == statusOpen && int64(c.clock.now()) < c.openUntil.Load()) {
+			return
+		}
+		c.cb.Close()
+		c.transitionLocked(cur, statusClosed, 0, true)
 	}
 }
 

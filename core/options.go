@@ -1,14 +1,19 @@
 package core
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // Option configures a Bulkhead or a Manager. Options carry dependencies (a logger, a
-// store), never data: limits and thresholds belong in Config.
+// store, event hooks), never data: limits and thresholds belong in Config.
 type Option func(*options)
 
 type options struct {
-	logger *slog.Logger
-	hooks  []func(Event)
+	logger       *slog.Logger
+	hooks        []func(Event)
+	store        CircuitStore
+	storeTimeout time.Duration
 }
 
 func buildOptions(opts []Option) options {
@@ -21,11 +26,14 @@ func buildOptions(opts []Option) options {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
+	if o.storeTimeout <= 0 {
+		o.storeTimeout = defaultStoreTimeout
+	}
 	return o
 }
 
-// WithLogger sends circuit transitions (and store trouble, when a store is attached) to l.
-// OPEN transitions log at Warn, others at Info. The default discards everything; a nil l
+// WithLogger sends circuit transitions and store trouble to l. OPEN transitions log at
+// Warn, others at Info, store errors at Warn. The default discards everything; a nil l
 // keeps the default.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) {
