@@ -43,7 +43,7 @@ type circuit struct {
 	name    string
 	logger  *slog.Logger
 	observe func(from, to circuitStatus, until time.Duration, remote bool) // event hooks; may be nil
-	share   func(to circuitStatus, until time.Time)                          // a CircuitStore's writer; may be nil
+	share   func(to circuitStatus, until time.Time)                        // a CircuitStore's writer; may be nil
 }
 
 // forever is failsafe-go's delay: see the type comment.
