@@ -212,11 +212,11 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 		return nil, b.refused(b.errFull)
 	case l.held < l.maxActive && l.head == nil:
 		s := l.takeSlotLocked()
-		now := b.clock.now()
-		l.startLocked(s, b.idPrefix, now)
+		l.startLocked(s, b.idPrefix)
 		l.mu.Unlock()
+		now := b.clock.now() // outside the lock: the slot is ours now
 		s.probe = probe
-		s.admitted = now
+		s.admitted, s.started = now, now
 		return s, nil
 	}
 	w := &waiter{ready: make(chan struct{})}
@@ -274,10 +274,10 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 		}
 		return nil, refusal
 	}
-	l.startLocked(s, b.idPrefix, b.clock.now())
+	l.startLocked(s, b.idPrefix)
 	l.mu.Unlock()
 	s.probe = probe
-	s.admitted = admitted
+	s.admitted, s.started = admitted, b.clock.now()
 	return s, nil
 }
 

@@ -132,7 +132,7 @@ func (c *circuit) release(probe uint64, o Outcome) {
 			// path records a success only when a failure came since the last one.
 			// (A success racing a failure is then ordered before it, which is as valid
 			// an order as any for calls that end at the same time.)
-			if c.failedSince.CompareAndSwap(true, false) {
+			if c.failedSince.Load() && c.failedSince.CompareAndSwap(true, false) {
 				c.cb.RecordSuccess()
 			}
 			return

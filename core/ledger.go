@@ -73,13 +73,12 @@ func (l *ledger) takeSlotLocked() *slot {
 	return new(slot)
 }
 
-// startLocked counts s as a started call and stamps it.
-func (l *ledger) startLocked(s *slot, prefix uint64, now time.Duration) {
+// startLocked counts s as a started call and numbers it. The caller stamps s.started.
+func (l *ledger) startLocked(s *slot, prefix uint64) {
 	l.active++
 	l.total++
 	l.seq++
 	s.id = makeID(prefix, l.seq)
-	s.started = now
 	s.abandoned = false
 }
 
