@@ -2,8 +2,10 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,8 +18,9 @@ import (
 // Manager.Create.
 type Bulkhead struct {
 	name     string
-	cfg      Config
-	timeout  time.Duration
+	cfgMu    sync.Mutex
+	cfg      Config       // guarded by cfgMu
+	timeout  atomic.Int64 // time.Duration; Config.Timeout
 	idPrefix uint64
 	clock    clock
 	circuit  *circuit // nil when the circuit breaker is disabled
@@ -28,9 +31,14 @@ type Bulkhead struct {
 
 	ledger ledger
 
-	errFull     *Error
+	errFull     atomic.Pointer[Error] // names the capacity, which Reconfigure may change
 	errTimeout  *Error
 	errShutdown *Error
+}
+
+func fullError(cfg Config) *Error {
+	c := cfg.MaxConcurrentCalls + cfg.MaxQueueSize
+	return &Error{Bulkhead: cfg.Name, Err: ErrFull, detail: fmt.Sprintf("%d/%d", c, c)}
 }
 
 // New returns a Bulkhead for cfg. It returns an error naming every invalid field when cfg
@@ -43,15 +51,15 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 	b := &Bulkhead{
 		name:        cfg.Name,
 		cfg:         cfg,
-		timeout:     cfg.Timeout,
 		idPrefix:    newIDPrefix(),
 		clock:       newClock(),
 		logger:      o.logger,
 		hooks:       o.hooks,
-		errFull:     &Error{Bulkhead: cfg.Name, Err: ErrFull, detail: fmt.Sprintf("%d/%d", cfg.MaxConcurrentCalls+cfg.MaxQueueSize, cfg.MaxConcurrentCalls+cfg.MaxQueueSize)},
-		errTimeout:  &Error{Bulkhead: cfg.Name, Err: ErrTimeout, detail: cfg.Timeout.String()},
+		errTimeout:  &Error{Bulkhead: cfg.Name, Err: ErrTimeout},
 		errShutdown: &Error{Bulkhead: cfg.Name, Err: ErrShutdown},
 	}
+	b.timeout.Store(int64(cfg.Timeout))
+	b.errFull.Store(fullError(cfg))
 	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize)
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, b.clock, o.logger)
@@ -73,7 +81,55 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 func (b *Bulkhead) Name() string { return b.name }
 
 // Config returns a copy of the bulkhead's configuration.
-func (b *Bulkhead) Config() Config { return b.cfg }
+func (b *Bulkhead) Config() Config {
+	b.cfgMu.Lock()
+	defer b.cfgMu.Unlock()
+	return b.cfg
+}
+
+// Reconfigure changes a running bulkhead's limits, timeout, thresholds and isolation
+// without losing its statistics or its circuit state, and without dropping or counting
+// twice a call in flight:
+//
+//   - Raising MaxConcurrentCalls starts queued callers at once. Lowering it lets running
+//     calls finish; new calls start only once fewer than the new limit run.
+//   - Lowering MaxQueueSize keeps the callers already waiting; new callers are refused
+//     with ErrFull until the queue is under the new size.
+//   - A new Timeout applies to calls admitted from now on.
+//   - New thresholds apply at once (see the circuit's notes: a CLOSED circuit forgets its
+//     current run of failures, a HALF_OPEN one starts a new round of probes); a new
+//     IsolationDuration applies from the next opening.
+//
+// Name and CircuitBreakerEnabled cannot change (create a new bulkhead instead), and
+// HealthCheckInterval takes effect for bulkheads created after the change. An invalid cfg,
+// or one that changes Name or CircuitBreakerEnabled, returns an error and changes nothing.
+func (b *Bulkhead) Reconfigure(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	b.cfgMu.Lock()
+	defer b.cfgMu.Unlock()
+	old := b.cfg
+	var errs []error
+	if cfg.Name != old.Name {
+		errs = append(errs, &ConfigError{Bulkhead: old.Name, Field: "Name", Value: cfg.Name, Reason: "cannot change on a running bulkhead"})
+	}
+	if cfg.CircuitBreakerEnabled != old.CircuitBreakerEnabled {
+		errs = append(errs, &ConfigError{Bulkhead: old.Name, Field: "CircuitBreakerEnabled", Value: cfg.CircuitBreakerEnabled, Reason: "cannot change on a running bulkhead"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	b.timeout.Store(int64(cfg.Timeout))
+	b.errFull.Store(fullError(cfg))
+	if c := b.circuit; c != nil && (cfg.FailureThreshold != old.FailureThreshold ||
+		cfg.SuccessThreshold != old.SuccessThreshold || cfg.IsolationDuration != old.IsolationDuration) {
+		c.reconfigure(cfg)
+	}
+	b.ledger.resize(cfg.MaxConcurrentCalls, cfg.MaxQueueSize)
+	b.cfg = cfg
+	return nil
+}
 
 // State returns Healthy, Degraded or Isolated from the circuit's state (seed: get_state).
 // Like the seed, it does not move an OPEN circuit to HALF_OPEN when the isolation is over;
@@ -209,7 +265,7 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 		l.rejected++
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
-		return nil, b.refused(b.errFull)
+		return nil, b.refused(b.errFull.Load())
 	case l.held < l.maxActive && l.head == nil:
 		s := l.takeSlotLocked()
 		l.startLocked(s, b.idPrefix)

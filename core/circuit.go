@@ -25,9 +25,9 @@ import (
 // HALF_OPEN by itself, only when acquireSlow says so, under mu. That keeps every half-open
 // permit accounted for here.
 type circuit struct {
-	cb        circuitbreaker.CircuitBreaker[any]
-	status    atomic.Int32 // circuitStatus mirror; written only under mu
-	openUntil atomic.Int64 // clock offset (time.Duration); written only under mu
+	cb        atomic.Pointer[breakerBox] // replaced only by reconfigure, under mu
+	status    atomic.Int32               // circuitStatus mirror; written only under mu
+	openUntil atomic.Int64               // clock offset (time.Duration); written only under mu
 	// failedSince: a failure was recorded in CLOSED since the last recorded success.
 	failedSince atomic.Bool
 
@@ -57,8 +57,37 @@ func newCircuit(cfg Config, clk clock, logger *slog.Logger) *circuit {
 		logger:    logger,
 		busyErr:   &Error{Bulkhead: cfg.Name, Err: ErrCircuitOpen, detail: "half-open, every probe is taken"},
 	}
-	c.cb = buildBreaker(cfg)
+	c.cb.Store(&breakerBox{buildBreaker(cfg)})
 	return c
+}
+
+type breakerBox struct {
+	circuitbreaker.CircuitBreaker[any]
+}
+
+func (c *circuit) breaker() circuitbreaker.CircuitBreaker[any] { return c.cb.Load().CircuitBreaker }
+
+// reconfigure moves the circuit to new thresholds and isolation, keeping its state:
+// failsafe-go's breaker cannot change its thresholds, so a new one takes over in the same
+// state. A CLOSED circuit forgets its current run of failures; a HALF_OPEN one starts a
+// new round of probes; an OPEN one keeps its end time.
+func (c *circuit) reconfigure(cfg Config) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncLocked()
+	cb := buildBreaker(cfg)
+	switch c.state() {
+	case statusOpen:
+		cb.Open()
+	case statusHalfOpen:
+		cb.Open()
+		cb.HalfOpen()
+		c.round++
+		c.probesOut, c.owed = 0, 0
+	}
+	c.failedSince.Store(false)
+	c.isolation = cfg.IsolationDuration
+	c.cb.Store(&breakerBox{cb})
 }
 
 func buildBreaker(cfg Config) circuitbreaker.CircuitBreaker[any] {
@@ -99,7 +128,7 @@ func (c *circuit) acquireSlow() (uint64, error) {
 	c.syncLocked()
 	switch c.state() {
 	case statusClosed:
-		if c.cb.TryAcquirePermit() {
+		if c.breaker().TryAcquirePermit() {
 			return 0, nil
 		}
 		c.syncLocked()
@@ -111,9 +140,9 @@ func (c *circuit) acquireSlow() (uint64, error) {
 		// Isolation is over: start a half-open round. The mirror moves first, so that a
 		// fast-path caller never takes a half-open permit believing the circuit closed.
 		c.transitionLocked(statusOpen, statusHalfOpen, 0, false)
-		c.cb.HalfOpen()
+		c.breaker().HalfOpen()
 	}
-	if c.cb.TryAcquirePermit() {
+	if c.breaker().TryAcquirePermit() {
 		c.probesOut++
 		return c.round, nil
 	}
@@ -133,7 +162,7 @@ func (c *circuit) release(probe uint64, o Outcome) {
 			// (A success racing a failure is then ordered before it, which is as valid
 			// an order as any for calls that end at the same time.)
 			if c.failedSince.Load() && c.failedSince.CompareAndSwap(true, false) {
-				c.cb.RecordSuccess()
+				c.breaker().RecordSuccess()
 			}
 			return
 		case Neutral:
@@ -155,9 +184,9 @@ func (c *circuit) release(probe uint64, o Outcome) {
 		c.probesOut--
 		switch o {
 		case Success:
-			c.cb.RecordSuccess()
+			c.breaker().RecordSuccess()
 		case Failure:
-			c.cb.RecordFailure()
+			c.breaker().RecordFailure()
 		case Neutral:
 			c.owed++
 		}
@@ -166,8 +195,8 @@ func (c *circuit) release(probe uint64, o Outcome) {
 			// Probes ended without a verdict and took their permits with them. Start the
 			// round afresh so that probing goes on (earlier successes of the round are
 			// forgotten: the circuit closes only on a full run of them).
-			c.cb.Open()
-			c.cb.HalfOpen()
+			c.breaker().Open()
+			c.breaker().HalfOpen()
 			c.round++
 			c.owed = 0
 		}
@@ -175,9 +204,9 @@ func (c *circuit) release(probe uint64, o Outcome) {
 		switch o {
 		case Success:
 			c.failedSince.Store(false)
-			c.cb.RecordSuccess()
+			c.breaker().RecordSuccess()
 		case Failure:
-			c.cb.RecordFailure()
+			c.breaker().RecordFailure()
 			c.failedSince.Store(true) // after the record: see the Success case above
 			c.syncLocked()
 		}
@@ -188,7 +217,7 @@ func (c *circuit) release(probe uint64, o Outcome) {
 // may have moved it (CLOSED→OPEN on a failure, HALF_OPEN→OPEN or →CLOSED on a probe).
 func (c *circuit) syncLocked() {
 	var actual circuitStatus
-	switch c.cb.State() {
+	switch c.breaker().State() {
 	case circuitbreaker.OpenState:
 		actual = statusOpen
 	case circuitbreaker.HalfOpenState:
@@ -268,13 +297,13 @@ func (c *circuit) adopt(rec CircuitRecord) {
 			}
 			return
 		}
-		c.cb.Open()
+		c.breaker().Open()
 		c.transitionLocked(cur, statusOpen, until, true)
 	case StatusClosed:
 		if cur == statusClosed || (cur == statusOpen && int64(c.clock.now()) < c.openUntil.Load()) {
 			return
 		}
-		c.cb.Close()
+		c.breaker().Close()
 		c.transitionLocked(cur, statusClosed, 0, true)
 	}
 }

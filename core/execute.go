@@ -45,8 +45,8 @@ func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (
 		return r, invalidArg("Execute: nil function")
 	}
 	r.BulkheadName = b.name
-	if b.timeout > 0 {
-		return executeTimed(ctx, b, fn, r)
+	if timeout := time.Duration(b.timeout.Load()); timeout > 0 {
+		return executeTimed(ctx, b, fn, r, timeout)
 	}
 	s, err := b.admit(ctx, nil, 0)
 	if err != nil {

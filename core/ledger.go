@@ -45,7 +45,8 @@ type slot struct {
 	id        ExecutionID
 	admitted  time.Duration // clock offsets
 	started   time.Duration
-	abandoned bool // guarded by ledger.mu
+	timeout   time.Duration // the bulkhead's Timeout when the call was admitted
+	abandoned bool          // guarded by ledger.mu
 }
 
 // waiter is a caller in the queue.
@@ -82,9 +83,10 @@ func (l *ledger) startLocked(s *slot, prefix uint64) {
 	s.abandoned = false
 }
 
-// passLocked gives the permit of s to the longest waiter, or frees it.
+// passLocked gives the permit of s to the longest waiter, or frees it. After a resize
+// down, permits above the new limit are freed rather than passed on.
 func (l *ledger) passLocked(s *slot) {
-	if w := l.head; w != nil {
+	if w := l.head; w != nil && l.held <= l.maxActive {
 		l.unlinkLocked(w)
 		w.slot = s
 		close(w.ready)
@@ -102,6 +104,20 @@ func (l *ledger) checkDrainedLocked() {
 		default:
 			close(l.drained)
 		}
+	}
+}
+
+// resize changes the limits, starting waiters at once if permits were added.
+func (l *ledger) resize(maxActive, maxQueue int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.maxActive = maxActive
+	l.capacity = maxActive + maxQueue
+	for l.head != nil && l.held < l.maxActive {
+		w := l.head
+		l.unlinkLocked(w)
+		w.slot = l.takeSlotLocked()
+		close(w.ready)
 	}
 }
 

@@ -39,10 +39,12 @@ func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 	if b == nil || ctx == nil {
 		return Permit{}, invalidArg("Acquire: nil Bulkhead or context")
 	}
-	s, err := b.admit(ctx, nil, b.timeout)
+	timeout := time.Duration(b.timeout.Load())
+	s, err := b.admit(ctx, nil, timeout)
 	if err != nil {
 		return Permit{}, err
 	}
+	s.timeout = timeout
 	return Permit{b: b, s: s, gen: s.gen.Add(1)}, nil
 }
 
@@ -65,10 +67,10 @@ func (p Permit) Release(o Outcome) error {
 // false when the bulkhead has no Timeout. Middleware gives the handler a context with
 // this deadline.
 func (p Permit) Deadline() (time.Time, bool) {
-	if p.s == nil || p.b.timeout <= 0 {
+	if p.s == nil || p.s.timeout <= 0 {
 		return time.Time{}, false
 	}
-	return p.b.clock.at(p.s.admitted + p.b.timeout), true
+	return p.b.clock.at(p.s.admitted + p.s.timeout), true
 }
 
 // Bulkhead returns the bulkhead that granted the permit (nil for the zero Permit).

@@ -182,10 +182,10 @@ func (c *timedCall[T]) conclude(b *Bulkhead, s *slot) {
 	}
 }
 
-func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r Result[T]) (Result[T], error) {
+func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r Result[T], timeout time.Duration) (Result[T], error) {
 	now := b.clock.now()
-	c := &timedCall[T]{callCtx: callCtx{parent: ctx, deadline: b.clock.at(now + b.timeout), done: make(chan struct{})}}
-	armTimer(&c.callCtx, b.timeout)
+	c := &timedCall[T]{callCtx: callCtx{parent: ctx, deadline: b.clock.at(now + timeout), done: make(chan struct{})}}
+	armTimer(&c.callCtx, timeout)
 	s, err := b.admit(ctx, c.done, 0)
 	if err != nil {
 		c.end(departed, context.Canceled)
@@ -194,7 +194,7 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	}
 	r.ExecutionID = s.id
 	r.QueuedTime = s.started - now
-	s.admitted = now
+	s.admitted, s.timeout = now, timeout
 	go c.run(b, s, fn)
 
 	select {
