@@ -11,10 +11,10 @@ import (
 	"strings"
 )
 
-// ErrNoPostgres is the error Start returns (wrapped, with the places it looked) when it
-// finds no directory holding both initdb and postgres, or when the operating system is one
-// pgtest cannot run PostgreSQL on. Tests treat it as "skip" unless BULKMAN_REQUIRE_POSTGRES
-// is set; see [SkipOrFail].
+// ErrNoPostgres is the error Start returns (wrapped, naming the places it looked) when it
+// finds no directory holding both initdb and postgres. On Windows, where pgtest does not
+// look for .exe files, it always does. Tests treat it as "skip" unless
+// BULKMAN_REQUIRE_POSTGRES is set; see [SkipOrFail].
 var ErrNoPostgres = errors.New("pgtest: no PostgreSQL server binaries (initdb, postgres) found")
 
 // debianBinGlob is where Debian and Ubuntu install one directory per major version; none of

@@ -20,7 +20,29 @@
 //   - BULKMAN_REQUIRE_POSTGRES: when non-empty, [ForTest] and [SkipOrFail] fail a test that
 //     finds no PostgreSQL binaries instead of skipping it. CI sets it (.ci/postgres.sh).
 //
-// A package whose tests need one server each calls [ForTest]. A package that shares one
-// server between its tests starts it in TestMain and gives each test its own database with
-// [Server.CreateDatabase]; tests call [SkipOrFail] with the error Start returned.
+// A test that needs a server of its own (to Kill it, say) calls [ForTest]. Starting one
+// takes a second or two, so a package with many tests shares one server started in
+// TestMain and gives each test its own database:
+//
+//	var pg *pgtest.Server
+//	var pgErr error
+//
+//	func TestMain(m *testing.M) {
+//		pg, pgErr = pgtest.Start(context.Background())
+//		code := m.Run()
+//		if pg != nil {
+//			_ = pg.Stop()
+//		}
+//		os.Exit(code)
+//	}
+//
+//	func TestStore(t *testing.T) {
+//		pgtest.SkipOrFail(t, pgErr)
+//		url, err := pg.CreateDatabase(t.Context(), "store")
+//		require.NoError(t, err)
+//		pool, err := pgxpool.New(t.Context(), url)
+//		require.NoError(t, err)
+//		defer pool.Close()
+//		// ...
+//	}
 package pgtest

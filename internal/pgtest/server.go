@@ -35,7 +35,7 @@ const (
 // errPortInUse marks a start that failed because another process holds the port.
 var errPortInUse = errors.New("pgtest: port in use")
 
-// Option configures Start.
+// Option configures Start; see [WithBinDir].
 type Option func(*options)
 
 type options struct {
@@ -313,9 +313,9 @@ func (s *Server) External() bool {
 }
 
 // Kill stops the server abruptly, as a crash would (an immediate shutdown: open connections
-// break, nothing is checkpointed), and waits until it has exited. The data directory and
-// port stay reserved for [Server.Restart]. Kill on a server that is not running does
-// nothing. Safe for concurrent use. It returns an error only when the Server is external or
+// break, nothing is checkpointed), and waits until it has exited. The data directory is
+// kept for [Server.Restart], and so is the port number, but nothing holds the port
+// meanwhile. Kill on a server that is not running does nothing. Safe for concurrent use. It returns an error only when the Server is external or
 // stopped.
 func (s *Server) Kill() error {
 	s.mu.Lock()
