@@ -153,7 +153,7 @@ func TestStopRemovesEverything(t *testing.T) {
 
 func TestCreateDatabaseIsolates(t *testing.T) {
 	t.Parallel()
-	s := local(t)
+	s := ForTest(t) // local or DATABASE_URL's: both must isolate
 	ctx := t.Context()
 
 	names := []string{"first", "second", `Odd/Name? "quoted" 'x' 100%`}
