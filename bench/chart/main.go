@@ -8,7 +8,7 @@
 //
 // Each bar is the median ns/op of every line with the same benchmark name (so of the -count
 // runs), labelled with that value, its ratio to the group's baseline (-base: by default the
-// row whose label starts with floor or bare) and, when -benchmem was on, the median allocs/op.
+// row whose label starts with "floor"; groups without one get no ratios) and, when -benchmem was on, the median allocs/op.
 // A bar's label is the last two elements of its name and its group heading the rest
 // (Peers/noop/floor-chan/serial: group Peers/noop, label floor-chan/serial). Bars keep the
 // order of the input and are coloured by the last element of their name (serial, parallel). The scale is
@@ -34,7 +34,7 @@ func main() {
 	scale := flag.String("scale", "auto", "x axis: auto, log or linear")
 	title := flag.String("title", "", "chart title (default: ns/op per benchmark, median of N runs)")
 	out := flag.String("o", "", "write the SVG to this file instead of standard output")
-	base := flag.String("base", "^(floor|bare)", "regexp for a bar label's first element that marks its group's baseline; empty: no ratios")
+	base := flag.String("base", "^floor", "regexp for a bar label's first element that marks its group's baseline; empty: no ratios")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: chart [-scale auto|log|linear] [-base RE] [-title T] [-o out.svg] [bench.txt]\n")
 		flag.PrintDefaults()
@@ -285,6 +285,23 @@ func formatNs(ns float64) string {
 	}
 }
 
+// formatTick prints a grid value without trailing zeros: 0, 10 ns, 2.5 µs.
+func formatTick(ns float64) string {
+	if ns == 0 {
+		return "0"
+	}
+	v, unit := ns, "ns"
+	switch {
+	case ns >= 1e9:
+		v, unit = ns/1e9, "s"
+	case ns >= 1e6:
+		v, unit = ns/1e6, "ms"
+	case ns >= 1e3:
+		v, unit = ns/1e3, "µs"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64) + " " + unit
+}
+
 func sig3(v float64) string {
 	switch {
 	case v >= 100:
@@ -448,6 +465,9 @@ func render(res results, o options) (string, error) {
 		fmt.Fprintf(header, `<text x="%.1f" y="%.0f">%s</text>`+"\n", lx+17, y, esc(s))
 		lx += 17 + float64(len([]rune(s)))*charWidth + 24
 	}
+	if slices.ContainsFunc(bs, func(b bar) bool { return b.ratio > 0 }) {
+		fmt.Fprintf(header, `<text x="%.1f" y="%.0f" fill="#555">(n×) = ns/op ÷ the group's baseline row of the same colour</text>`+"\n", lx+8, y)
+	}
 	y += 14
 	axisTop := y + 16 // tick labels sit above the plot
 	y = axisTop + 8
@@ -481,10 +501,7 @@ func render(res results, o options) (string, error) {
 	for _, t := range ax.ticks() {
 		x := plotX + ax.frac(t)*plotWidth
 		fmt.Fprintf(grid, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#ddd"/>`, x, axisTop+4, x, plotBottom)
-		label := formatNs(t)
-		if t == 0 {
-			label = "0"
-		}
+		label := formatTick(t)
 		fmt.Fprintf(grid, `<text x="%.1f" y="%.0f" text-anchor="middle" fill="#555" font-size="11">%s</text>`+"\n", x, axisTop, esc(label))
 	}
 	fmt.Fprintf(grid, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#888"/>`+"\n", plotX, axisTop+4, plotX, plotBottom)

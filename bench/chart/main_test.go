@@ -137,6 +137,12 @@ func TestRunNeedsResults(t *testing.T) {
 	assert.Empty(t, res.rows)
 }
 
+func TestFormatTick(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 1: "1 ns", 100: "100 ns", 1000: "1 µs", 2500: "2.5 µs", 1e7: "10 ms"} {
+		assert.Equal(t, want, formatTick(in), "formatTick(%v)", in)
+	}
+}
+
 func TestFormatNs(t *testing.T) {
 	for in, want := range map[float64]string{
 		4.034: "4.03 ns", 42.31: "42.3 ns", 303.1: "303 ns", 1129: "1.13 µs", 20897: "20.9 µs", 2.5e6: "2.50 ms",
