@@ -30,6 +30,7 @@ type Bulkhead struct {
 	closed   atomic.Bool
 
 	ledger ledger
+	timers sync.Pool // *deadlineTimer, see armTimer
 
 	errFull     atomic.Pointer[Error] // names the capacity, which Reconfigure may change
 	errTimeout  *Error

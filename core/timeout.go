@@ -102,13 +102,14 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 }
 
 // deadlineTimer is a reusable timer that ends whichever callCtx it is armed for. Timers
-// are pooled so that a call with a Timeout allocates no timer of its own.
+// are pooled so that a call with a Timeout allocates no timer of its own. The pool is the
+// bulkhead's (Bulkhead.timers), not the process's: a timer made in a testing/synctest
+// bubble belongs to that bubble, and reusing it outside the bubble (or in another one)
+// crashes the program or never fires.
 type deadlineTimer struct {
 	t      *time.Timer
 	target atomic.Pointer[callCtx]
 }
-
-var timerPool sync.Pool
 
 func (d *deadlineTimer) fire() {
 	if c := d.target.Swap(nil); c != nil {
@@ -116,8 +117,8 @@ func (d *deadlineTimer) fire() {
 	}
 }
 
-func armTimer(c *callCtx, after time.Duration) {
-	d, _ := timerPool.Get().(*deadlineTimer)
+func armTimer(pool *sync.Pool, c *callCtx, after time.Duration) {
+	d, _ := pool.Get().(*deadlineTimer)
 	if d == nil {
 		d = new(deadlineTimer)
 		d.target.Store(c)
@@ -131,10 +132,10 @@ func armTimer(c *callCtx, after time.Duration) {
 
 // disarm stops the timer. It goes back to the pool only if it provably will not fire for
 // this call any more; otherwise it is dropped.
-func (c *callCtx) disarm() {
+func (c *callCtx) disarm(pool *sync.Pool) {
 	d := c.timer
 	if d.t.Stop() && d.target.CompareAndSwap(c, nil) {
-		timerPool.Put(d)
+		pool.Put(d)
 	}
 }
 
@@ -185,11 +186,11 @@ func (c *timedCall[T]) conclude(b *Bulkhead, s *slot) {
 func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r Result[T], timeout time.Duration) (Result[T], error) {
 	now := b.clock.now()
 	c := &timedCall[T]{callCtx: callCtx{parent: ctx, deadline: b.clock.at(now + timeout), done: make(chan struct{})}}
-	armTimer(&c.callCtx, timeout)
+	armTimer(&b.timers, &c.callCtx, timeout)
 	s, err := b.admit(ctx, c.done, 0)
 	if err != nil {
 		c.end(departed, context.Canceled)
-		c.disarm()
+		c.disarm(&b.timers)
 		return r, err
 	}
 	r.ExecutionID = s.id
@@ -202,7 +203,7 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	case <-ctx.Done():
 		c.end(departed, ctx.Err())
 	}
-	c.disarm()
+	c.disarm(&b.timers)
 	c.mu.Lock()
 	reason := c.reason
 	c.mu.Unlock()
