@@ -162,7 +162,14 @@ func (c *circuit) release(probe uint64, o Outcome) {
 			// (A success racing a failure is then ordered before it, which is as valid
 			// an order as any for calls that end at the same time.)
 			if c.failedSince.Load() && c.failedSince.CompareAndSwap(true, false) {
-				c.breaker().RecordSuccess()
+				// The circuit may have opened (and even gone half-open) since the
+				// state was read above: record only while it is still CLOSED, or
+				// failsafe-go counts a half-open success it never gave a permit for.
+				c.mu.Lock()
+				if c.state() == statusClosed {
+					c.breaker().RecordSuccess()
+				}
+				c.mu.Unlock()
 			}
 			return
 		case Neutral:
