@@ -125,7 +125,7 @@ func TestCircuitOpenRetryAfter(t *testing.T) {
 		opened := time.Now()
 
 		for _, elapsed := range []time.Duration{0, 10 * time.Second, 29*time.Second + 995*time.Millisecond} {
-			time.Sleep(opened.Add(elapsed).Sub(time.Now()))
+			time.Sleep(time.Until(opened.Add(elapsed)))
 			_, err := core.Execute(context.Background(), b, succeed(1))
 			e := assertRefusal(t, err, core.ErrCircuitOpen, "test")
 			left := 30*time.Second - elapsed
