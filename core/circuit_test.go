@@ -1,8 +1,12 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -606,4 +610,37 @@ func TestCircuitDisabled(t *testing.T) {
 	assert.Empty(t, s.CircuitStatus)
 	assert.Equal(t, core.Healthy, s.State)
 	assert.Equal(t, int64(20), s.FailedExecutions)
+}
+
+// Circuit transitions are logged: OPEN at Warn with its end time, the others at Info.
+func TestCircuitLogging(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var logs bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}), &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+		b := newCircuit(t, 1, 1, nil, core.WithLogger(logger))
+		tripAndWait(t, b)
+		_, err := core.Execute(context.Background(), b, succeed(1))
+		require.NoError(t, err)
+
+		mu.Lock()
+		defer mu.Unlock()
+		lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+		require.Len(t, lines, 3)
+		assert.Contains(t, lines[0], "level=WARN")
+		assert.Contains(t, lines[0], "bulkhead=test from=CLOSED to=OPEN open_until=2000-01-01T00:00:10")
+		assert.Contains(t, lines[1], "level=INFO")
+		assert.Contains(t, lines[1], "from=OPEN to=HALF_OPEN")
+		assert.Contains(t, lines[2], "level=INFO")
+		assert.Contains(t, lines[2], "from=HALF_OPEN to=CLOSED")
+	})
 }

@@ -185,4 +185,7 @@ func TestErrorUnwrap(t *testing.T) {
 	require.ErrorAs(t, wrapped, &got)
 	assert.Equal(t, "x", got.Bulkhead)
 	assert.ErrorIs(t, wrapped, core.ErrFull)
+
+	other := errors.New("something else")
+	assert.EqualError(t, &core.Error{Bulkhead: "x", Err: other}, `bulkhead "x": something else`)
 }

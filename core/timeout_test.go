@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -336,4 +337,29 @@ func TestTimeoutInsideAndOutsideSynctest(t *testing.T) {
 		assert.Equal(t, time.Second, time.Since(start))
 	})
 	realTime(t)
+}
+
+// context.AfterFunc on fn's ctx: registered after the ctx ended, f runs at once; stopped
+// before, f never runs.
+func TestTimeoutAfterFuncLateAndStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Second })
+		g := newGate()
+		late := make(chan struct{})
+		var stopped bool
+		var ran atomic.Bool
+		_, err := core.Execute(context.Background(), b, func(ctx context.Context) (int, error) {
+			stop := context.AfterFunc(ctx, func() { ran.Store(true) })
+			stopped = stop()
+			<-g // ignores ctx until after the timeout
+			context.AfterFunc(ctx, func() { close(late) })
+			return 1, nil
+		})
+		assertRefusal(t, err, core.ErrTimeout, "test")
+		close(g)
+		<-late
+		synctest.Wait()
+		assert.True(t, stopped, "stop before the end reports true")
+		assert.False(t, ran.Load(), "a stopped AfterFunc never runs")
+	})
 }
