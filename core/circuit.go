@@ -49,6 +49,12 @@ type circuit struct {
 // forever is failsafe-go's delay: see the type comment.
 const forever = time.Duration(1<<63 - 1)
 
+// maxIsolation caps IsolationDuration when the circuit opens, so that the end of the
+// isolation (an offset on the bulkhead's clock) and RetryAfter cannot overflow: an
+// isolation of math.MaxInt64, meant as "until further notice", must not wrap around to
+// an end in the past. 146 years is further notice enough.
+const maxIsolation = forever / 2
+
 func newCircuit(cfg Config, clk clock, logger *slog.Logger) *circuit {
 	c := &circuit{
 		clock:     clk,
@@ -235,7 +241,7 @@ func (c *circuit) syncLocked() {
 	if from := c.state(); from != actual {
 		var until time.Duration
 		if actual == statusOpen {
-			until = c.clock.now() + c.isolation
+			until = c.clock.now() + min(c.isolation, maxIsolation)
 		}
 		c.transitionLocked(from, actual, until, false)
 	}
