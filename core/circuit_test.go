@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -643,4 +644,26 @@ func TestCircuitLogging(t *testing.T) {
 		assert.Contains(t, lines[2], "level=INFO")
 		assert.Contains(t, lines[2], "from=HALF_OPEN to=CLOSED")
 	})
+}
+
+// An isolation of centuries (even math.MaxInt64, "until further notice") keeps the
+// circuit open: the end time must not wrap around into the past.
+func TestCircuitVeryLongIsolation(t *testing.T) {
+	for _, iso := range []time.Duration{100 * 365 * 24 * time.Hour, 280 * 365 * 24 * time.Hour, math.MaxInt64} {
+		t.Run(iso.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newCircuit(t, 1, 1, func(c *core.Config) { c.IsolationDuration = iso })
+				time.Sleep(time.Second) // the bulkhead has been up a while
+				trip(t, b)
+				for range 2 {
+					ran, err := runs(b, succeed(1))
+					assert.False(t, ran)
+					e := assertRefusal(t, err, core.ErrCircuitOpen, "test")
+					assert.Greater(t, e.RetryAfter, 40*365*24*time.Hour)
+					assert.Equal(t, core.Isolated, b.State())
+					time.Sleep(50 * 365 * 24 * time.Hour)
+				}
+			})
+		})
+	}
 }
