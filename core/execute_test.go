@@ -91,7 +91,7 @@ func TestExecuteRunsOnCallerGoroutine(t *testing.T) {
 			type key struct{}
 			ctx := context.WithValue(context.Background(), key{}, "v")
 			_, err = core.Execute(ctx, b, func(got context.Context) (int, error) {
-				assert.Equal(t, ctx, got)
+				assert.True(t, got == ctx, "fn gets the caller's ctx itself")
 				return 1, nil
 			})
 			require.NoError(t, err)
