@@ -348,4 +348,3 @@ func (c *circuit) openRefusal(now time.Duration) *Error {
 }
 
 // status returns the mirror's status for Stats and State.
-func (c *circuit) snapshot() circuitStatus { return c.state() }

@@ -45,8 +45,7 @@ type slot struct {
 	id        ExecutionID
 	admitted  time.Duration // clock offsets
 	started   time.Duration
-	timeout   time.Duration // the bulkhead's Timeout when the call was admitted
-	abandoned bool          // guarded by ledger.mu
+	abandoned bool // guarded by ledger.mu
 }
 
 // waiter is a caller in the queue.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"runtime"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -121,3 +122,29 @@ func TestPanicAfterTimeout(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestGoexitCarriesThrough checks that runtime.Goexit in fn (t.FailNow, for instance)
+// ends the caller's goroutine too, with or without a Timeout, and counts as a failure.
+func TestGoexitCarriesThrough(t *testing.T) {
+	for _, timeout := range []time.Duration{0, time.Hour} {
+		cfg := core.DefaultConfig("goexit")
+		cfg.Timeout = timeout
+		b, err := core.New(cfg)
+		require.NoError(t, err)
+		returned := make(chan bool, 1)
+		go func() {
+			normal := false
+			defer func() { returned <- normal }()
+			_, _ = core.Execute(context.Background(), b, func(context.Context) (int, error) {
+				runtime.Goexit()
+				return 0, nil
+			})
+			normal = true
+		}()
+		assert.False(t, <-returned, "Execute returned normally after Goexit (timeout %v)", timeout)
+		st := b.Stats()
+		assert.Equal(t, int64(1), st.FailedExecutions)
+		assert.Equal(t, 0, st.ActiveTasks)
+		require.NoError(t, b.Shutdown(context.Background()))
+	}
+}

@@ -23,9 +23,10 @@ const (
 // Permit is one admitted call, from Acquire until Release. Copy it freely; release it
 // exactly once. The zero Permit holds nothing.
 type Permit struct {
-	b   *Bulkhead
-	s   *slot
-	gen uint64
+	b        *Bulkhead
+	s        *slot
+	gen      uint64
+	deadline time.Duration // clock offset; 0 without a Timeout
 }
 
 // Acquire admits one call in two steps, for middleware whose call outlives one function
@@ -44,8 +45,11 @@ func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 	if err != nil {
 		return Permit{}, err
 	}
-	s.timeout = timeout
-	return Permit{b: b, s: s, gen: s.gen.Add(1)}, nil
+	p := Permit{b: b, s: s, gen: s.gen.Add(1)}
+	if timeout > 0 {
+		p.deadline = s.admitted + timeout
+	}
+	return p, nil
 }
 
 // Release ends the call with outcome o and frees its permit. The first Release of a
@@ -67,10 +71,10 @@ func (p Permit) Release(o Outcome) error {
 // false when the bulkhead has no Timeout. Middleware gives the handler a context with
 // this deadline.
 func (p Permit) Deadline() (time.Time, bool) {
-	if p.s == nil || p.s.timeout <= 0 {
+	if p.deadline == 0 {
 		return time.Time{}, false
 	}
-	return p.b.clock.at(p.s.admitted + p.s.timeout), true
+	return p.b.clock.at(p.deadline), true
 }
 
 // Bulkhead returns the bulkhead that granted the permit (nil for the zero Permit).

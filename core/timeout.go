@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,7 +155,10 @@ func (c *timedCall[T]) run(b *Bulkhead, s *slot, fn func(context.Context) (T, er
 		if returned {
 			return
 		}
-		p := recover() // re-raised on the caller's goroutine, if the caller still waits
+		// A panic is re-raised on the caller's goroutine, if the caller still waits. A nil
+		// recover means fn called runtime.Goexit (panic(nil) arrives as a
+		// *runtime.PanicNilError): the caller's goroutine exits the same way.
+		p := recover()
 		c.panicked, c.panicVal = true, p
 		c.conclude(b, s)
 	}()
@@ -174,7 +178,7 @@ func (c *timedCall[T]) conclude(b *Bulkhead, s *slot) {
 	last := c.callerLeft
 	c.fnReturned = true
 	c.mu.Unlock()
-	if c.panicked {
+	if c.panicked && c.panicVal != nil {
 		b.logger.Error("bulkman: function panicked after its caller gave up",
 			slog.String("bulkhead", b.name), slog.Any("panic", c.panicVal))
 	}
@@ -195,7 +199,7 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	}
 	r.ExecutionID = s.id
 	r.QueuedTime = s.started - now
-	s.admitted, s.timeout = now, timeout
+	s.admitted = now
 	go c.run(b, s, fn)
 
 	select {
@@ -213,6 +217,9 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	if reason == finished {
 		if c.panicked {
 			b.finish(s, false, Failure, end)
+			if c.panicVal == nil {
+				runtime.Goexit()
+			}
 			panic(c.panicVal)
 		}
 		b.finish(s, c.err == nil, verdict(ctx, c.err), end)
