@@ -5,10 +5,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
-	"runtime"
 	"time"
 
 	"github.com/stretchr/testify/assert"
