@@ -62,7 +62,8 @@ func (m *MemoryStore) Save(ctx context.Context, rec CircuitRecord) (CircuitRecor
 	return rec, nil
 }
 
-// Subscribe calls fn after every write, on the writer's goroutine.
+// Subscribe calls fn after every write, on the writer's goroutine. cancel waits for a
+// delivery in progress, so fn must not call it.
 func (m *MemoryStore) Subscribe(fn func(CircuitRecord)) (cancel func()) {
 	key := &fn
 	m.mu.Lock()
@@ -72,6 +73,11 @@ func (m *MemoryStore) Subscribe(fn func(CircuitRecord)) (cancel func()) {
 	m.subs[key] = struct{}{}
 	m.mu.Unlock()
 	return func() {
+		// Save takes its list of subscribers before it delivers: waiting for the
+		// delivery in progress keeps CircuitStore's promise that fn is not called once
+		// cancel has returned.
+		m.deliver.Lock()
+		defer m.deliver.Unlock()
 		m.mu.Lock()
 		delete(m.subs, key)
 		m.mu.Unlock()

@@ -596,3 +596,42 @@ func TestSharedShutdownStopsTheSharer(t *testing.T) {
 	require.NoError(t, other.Shutdown(context.Background()), "idempotent")
 	assert.Equal(t, core.StatusOpen, stored(t, mem).Status, "the transition was written before Shutdown returned")
 }
+
+// TestSharedMemoryStoreCancelWaitsForDelivery: once cancel returns, fn is not called
+// again, even by a Save that was already delivering when cancel was called.
+func TestSharedMemoryStoreCancelWaitsForDelivery(t *testing.T) {
+	mem := core.NewMemoryStore()
+	inFirst, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cancelFirst := mem.Subscribe(func(core.CircuitRecord) {
+		once.Do(func() { close(inFirst) })
+		<-release
+	})
+	defer cancelFirst()
+	var cancelled, lateCall atomic.Bool
+	cancel := mem.Subscribe(func(core.CircuitRecord) {
+		if cancelled.Load() {
+			lateCall.Store(true)
+		}
+	})
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		_, _ = mem.Save(context.Background(), core.CircuitRecord{Name: "api", Status: core.StatusClosed})
+	}()
+	<-inFirst // the Save is delivering, to the first subscriber
+	cancelDone := make(chan struct{})
+	go func() {
+		cancel()
+		cancelled.Store(true)
+		close(cancelDone)
+	}()
+	select {
+	case <-cancelDone:
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-saved
+	<-cancelDone
+	assert.False(t, lateCall.Load(), "fn was called after cancel returned")
+}
