@@ -181,6 +181,15 @@ func (s *sharer) poll() {
 		s.logger.Warn("bulkman: circuit store read failed; the circuit goes on locally",
 			slog.String("bulkhead", s.name), slog.Any("error", err))
 	case ok:
+		s.mu.Lock()
+		unsaved := s.pending != nil
+		s.mu.Unlock()
+		if unsaved && !rec.live(time.Now()) {
+			// A local transition not yet written (the store was failing) is newer than
+			// what the store holds: only a live OPEN, which the write would run into
+			// anyway, may override it.
+			return
+		}
 		s.circuit.adopt(rec)
 	}
 }

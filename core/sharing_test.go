@@ -635,3 +635,30 @@ func TestSharedMemoryStoreCancelWaitsForDelivery(t *testing.T) {
 	<-cancelDone
 	assert.False(t, lateCall.Load(), "fn was called after cancel returned")
 }
+
+// TestSharedPendingWriteBeatsStalePoll: a local transition not yet written (the store was
+// down) is newer than what the store holds, so a poll must not undo it.
+func TestSharedPendingWriteBeatsStalePoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := core.NewMemoryStore()
+		_, err := mem.Save(context.Background(), core.CircuitRecord{Name: "api", Status: core.StatusClosed, UpdatedAt: time.Now()})
+		require.NoError(t, err)
+		s := &testStore{inner: mem}
+		b := replica(t, s, time.Second)
+
+		s.down.Store(true)
+		trip(t, b)
+		time.Sleep(isolation)
+		p, err := b.Acquire(context.Background()) // a probe: HALF_OPEN, not yet written
+		require.NoError(t, err)
+		s.down.Store(false)
+		time.Sleep(2 * time.Second) // a poll comes before the retry
+		synctest.Wait()
+		assert.Equal(t, core.Degraded, b.State(), "the stale stored CLOSED did not end the probing")
+		require.NoError(t, p.Release(core.Success))
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, core.Healthy, b.State())
+		assert.Equal(t, core.StatusClosed, stored(t, mem).Status)
+	})
+}
