@@ -43,7 +43,7 @@ type circuit struct {
 	name    string
 	logger  *slog.Logger
 	observe func(from, to circuitStatus, until time.Duration, remote bool) // event hooks; may be nil
-	share   func(to circuitStatus, until time.Time)                        // a CircuitStore's writer; may be nil
+	share   func(to circuitStatus, until time.Time, remote bool)           // a CircuitStore's writer; may be nil
 }
 
 // forever is failsafe-go's delay: see the type comment.
@@ -282,8 +282,8 @@ func (c *circuit) transitionLocked(from, to circuitStatus, until time.Duration, 
 	if c.observe != nil {
 		c.observe(from, to, until, remote)
 	}
-	if c.share != nil && !remote {
-		c.share(to, c.clock.at(until))
+	if c.share != nil {
+		c.share(to, c.clock.at(until), remote)
 	}
 }
 

@@ -69,8 +69,16 @@ func (s *sharer) poke() {
 }
 
 // local queues a transition this process made. It runs under the circuit's lock: it must
-// not block.
-func (s *sharer) local(to circuitStatus, until time.Time) {
+// not block. A transition adopted from the store (remote) is not written back, and it
+// supersedes a local one not yet written: the store already holds the state the circuit
+// is now in, and writing the older one would leave a state nobody is in.
+func (s *sharer) local(to circuitStatus, until time.Time, remote bool) {
+	if remote {
+		s.mu.Lock()
+		s.pending = nil
+		s.mu.Unlock()
+		return
+	}
 	rec := CircuitRecord{Name: s.name, Status: to.String(), UpdatedAt: time.Now()}
 	if to == statusOpen {
 		rec.OpenUntil = until

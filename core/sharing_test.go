@@ -662,3 +662,31 @@ func TestSharedPendingWriteBeatsStalePoll(t *testing.T) {
 		assert.Equal(t, core.StatusClosed, stored(t, mem).Status)
 	})
 }
+
+// TestSharedAdoptedStateSupersedesPendingWrite: a transition adopted from a peer replaces
+// a local one not yet written, so the store does not end with a state nobody is in.
+func TestSharedAdoptedStateSupersedesPendingWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := core.NewMemoryStore()
+		s := &testStore{inner: mem}
+		b := replica(t, s, 0)
+		trip(t, b)
+		synctest.Wait()
+		time.Sleep(isolation)
+
+		s.down.Store(true)
+		p, err := b.Acquire(context.Background()) // HALF_OPEN, its write fails
+		require.NoError(t, err)
+		synctest.Wait()
+		// A peer's probe succeeded meanwhile: its CLOSED reaches B through Subscribe.
+		_, err = mem.Save(context.Background(), core.CircuitRecord{Name: "api", Status: core.StatusClosed, UpdatedAt: time.Now()})
+		require.NoError(t, err)
+		synctest.Wait()
+		require.Equal(t, core.Healthy, b.State())
+		s.down.Store(false)
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, core.StatusClosed, stored(t, mem).Status)
+		require.NoError(t, p.Release(core.Success))
+	})
+}
