@@ -1,0 +1,443 @@
+// Package pgstore keeps the circuit state of bulkhead replicas in PostgreSQL, so that the
+// replicas share it: a core.CircuitStore on pgx v5 (seed: resilient-circuit's PostgreSQL
+// storage, with a namespace per storage).
+//
+//	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+//	...
+//	store, err := pgstore.New(ctx, pool, pgstore.WithNamespace("checkout"))
+//	...
+//	defer store.Close()
+//	m := core.NewManager(core.WithCircuitStore(store))
+//	defer m.Shutdown(ctx) // before store.Close
+//
+// One row per circuit, keyed by (namespace, name), in a table New creates if it is missing:
+//
+//	namespace  text        NOT NULL
+//	name       text        NOT NULL  -- the bulkhead's Config.Name
+//	status     text        NOT NULL  -- CLOSED, OPEN or HALF_OPEN
+//	open_until timestamptz NULL      -- end of the isolation when OPEN
+//	updated_at timestamptz NOT NULL  -- when the writer changed state
+//	PRIMARY KEY (namespace, name)
+//
+// Times are stored in UTC to the microsecond. Writes are guarded in the database: a stored
+// OPEN whose open_until is after the database's now() is never overwritten, so the first
+// replica to open a circuit decides when it ends. Each write notifies the other replicas
+// through LISTEN/NOTIFY (one channel per table and namespace), so they adopt an OPEN
+// within milliseconds; core's HealthCheckInterval poll covers notifications lost while a
+// connection was down. Rows that are not a valid state (an unknown status, an OPEN without
+// open_until) are ignored and replaced by the next write.
+//
+// core never calls the store on a call's path: it loads a circuit's state when a bulkhead
+// is created, and writes transitions from a goroutine of its own with a deadline (see
+// core.WithStoreTimeout). So a slow or unreachable database delays no call.
+package pgstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bulkman-go/bulkman/core"
+)
+
+// ErrClosed is returned (wrapped) by the methods of a Store after Close.
+var ErrClosed = errors.New("pgstore: store is closed")
+
+// Store is a core.CircuitStore in a PostgreSQL table. It runs its queries on the pool
+// given to New, and listens for other replicas' writes on one connection of its own.
+//
+// A Store is safe for concurrent use. The zero Store is not usable: call New. Call Close
+// when done, after shutting down the bulkheads that use it.
+type Store struct {
+	pool      *pgxpool.Pool
+	namespace string
+	table     string // quoted, possibly schema-qualified
+	channel   string // LISTEN/NOTIFY channel of (table, namespace)
+	logger    *slog.Logger
+
+	sqlLoad, sqlLoadAll, sqlSave, sqlCurrent string
+
+	malformedMu sync.Mutex
+	malformed   map[string]bool // circuits whose malformed row was logged
+
+	lis       *listener
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+var _ core.CircuitStore = (*Store)(nil)
+
+// New returns a Store over pool. It creates the table if it is missing and adds missing
+// columns to an existing one, serialised with other replicas starting at the same time by
+// a transaction-scoped advisory lock; then it opens the Store's listening connection with
+// the pool's connection settings (pool.Config().ConnConfig). The pool stays the caller's:
+// Close does not close it.
+//
+// Errors: an invalid option (namespace or table name), ctx's error, or the database's
+// (connection refused, the schema does not exist, permission denied, ...), wrapped.
+func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	if pool == nil {
+		return nil, errors.New("pgstore: nil pool")
+	}
+	o := options{namespace: DefaultNamespace, table: DefaultTable}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.namespace == "" || strings.ContainsRune(o.namespace, 0) {
+		return nil, fmt.Errorf("pgstore: invalid namespace %q: want a non-empty string without NUL", o.namespace)
+	}
+	ident, err := parseTable(o.table)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		pool:      pool,
+		namespace: o.namespace,
+		table:     ident.Sanitize(),
+		logger:    o.logger,
+		malformed: make(map[string]bool),
+		closed:    make(chan struct{}),
+	}
+	qualified, err := s.migrate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(qualified + "\x00" + s.namespace))
+	s.channel = "bulkman_" + hex.EncodeToString(sum[:16])
+	s.prepareSQL()
+	s.lis, err = startListener(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrateLock is the advisory lock key that serialises New's schema changes in a database.
+const migrateLock = "bulkman/pgstore: schema"
+
+// migrate creates or updates the table, and returns its schema-qualified name as the
+// server resolved it, which names the notification channel.
+func (s *Store) migrate(ctx context.Context) (string, error) {
+	var qualified string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, migrateLock); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
+			namespace  text        NOT NULL,
+			name       text        NOT NULL,
+			status     text        NOT NULL,
+			open_until timestamptz NULL,
+			updated_at timestamptz NOT NULL DEFAULT now(),
+			PRIMARY KEY (namespace, name)
+		)`)
+		if err != nil {
+			return err
+		}
+		// An existing table (hand-made, or from an earlier version) gets what it lacks.
+		// ALTER TABLE locks the table even when it changes nothing, so only when needed.
+		rows, err := tx.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+			WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, s.table)
+		if err != nil {
+			return err
+		}
+		have := make(map[string]string)
+		for rows.Next() {
+			var col, typ string
+			if err := rows.Scan(&col, &typ); err != nil {
+				return err
+			}
+			have[col] = typ
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if have["namespace"] == "" || have["name"] == "" {
+			return errors.New("the table exists without the columns namespace and name")
+		}
+		for _, c := range []struct{ col, def string }{
+			{"status", "text NOT NULL DEFAULT 'CLOSED'"},
+			{"open_until", "timestamptz NULL"},
+			{"updated_at", "timestamptz NOT NULL DEFAULT now()"},
+		} {
+			var q string
+			switch typ := have[c.col]; {
+			case typ == "":
+				q = fmt.Sprintf(`ALTER TABLE %s ADD COLUMN %s %s`, s.table, c.col, c.def)
+			case strings.HasPrefix(typ, "timestamp without time zone"):
+				// Read in the session's time zone otherwise: make it UTC.
+				q = fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN %s TYPE timestamptz USING %[2]s AT TIME ZONE 'UTC'`, s.table, c.col)
+			default:
+				continue
+			}
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return err
+			}
+		}
+		return tx.QueryRow(ctx, `SELECT n.nspname || '.' || c.relname FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, s.table).Scan(&qualified)
+	})
+	if err != nil {
+		return "", fmt.Errorf("pgstore: create or migrate table %s: %w", s.table, err)
+	}
+	return qualified, nil
+}
+
+func (s *Store) prepareSQL() {
+	s.sqlLoad = `SELECT status, open_until, updated_at FROM ` + s.table + ` WHERE namespace = $1 AND name = $2`
+	s.sqlLoadAll = `SELECT name, status, open_until, updated_at FROM ` + s.table + ` WHERE namespace = $1 ORDER BY name`
+	// One statement: the guarded upsert, and the notification when it wrote. The WHERE
+	// is the guard: a live OPEN (by the database's clock) is left alone, and then no row
+	// comes back. coalesce and isfinite: an OPEN without a finite open_until is malformed,
+	// not live, and must not block the write that fixes it.
+	s.sqlSave = `WITH w AS (
+		INSERT INTO ` + s.table + ` AS t (namespace, name, status, open_until, updated_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (namespace, name) DO UPDATE
+			SET status = excluded.status, open_until = excluded.open_until, updated_at = excluded.updated_at
+			WHERE NOT (t.status = 'OPEN' AND coalesce(t.open_until > now() AND isfinite(t.open_until), false))
+		RETURNING 1
+	)
+	SELECT pg_notify($6, $7)::text FROM w`
+	// The row that blocked a write, and whether it is still live.
+	s.sqlCurrent = `SELECT status, open_until, updated_at,
+		status = 'OPEN' AND coalesce(open_until > now() AND isfinite(open_until), false)
+		FROM ` + s.table + ` WHERE namespace = $1 AND name = $2`
+}
+
+// Namespace returns the Store's namespace.
+func (s *Store) Namespace() string { return s.namespace }
+
+// Load returns the record of the circuit called name in the Store's namespace; ok is
+// false when there is none, or when its row is malformed (logged). Safe for concurrent
+// use. Errors: ErrClosed, ctx's error or the database's, wrapped.
+func (s *Store) Load(ctx context.Context, name string) (core.CircuitRecord, bool, error) {
+	if s.isClosed() {
+		return core.CircuitRecord{}, false, fmt.Errorf("pgstore: load %q: %w", name, ErrClosed)
+	}
+	var r row
+	err := s.pool.QueryRow(ctx, s.sqlLoad, s.namespace, name).Scan(&r.status, &r.openUntil, &r.updatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return core.CircuitRecord{}, false, nil
+	}
+	if err != nil {
+		return core.CircuitRecord{}, false, fmt.Errorf("pgstore: load %q: %w", name, err)
+	}
+	rec, ok := s.decode(name, r)
+	return rec, ok, nil
+}
+
+// maxPayload is below PostgreSQL's NOTIFY payload limit (8000 bytes).
+const maxPayload = 7999
+
+// saveAttempts bounds Save's retries when the row that blocked its write is no longer
+// live when read (it expired, or was deleted, in between).
+const saveAttempts = 3
+
+// Save writes rec as the state of the circuit rec.Name in the Store's namespace, unless
+// the stored row is a live OPEN (status OPEN, open_until after the database's now()), in
+// one statement that also notifies the Store's listeners. It returns rec as stored (its
+// times in UTC, to the microsecond; a zero UpdatedAt becomes the current time) when it
+// wrote, or the live OPEN that blocked it. Safe for concurrent use.
+//
+// Errors: an invalid rec (empty Name, unknown Status, OPEN without OpenUntil), ErrClosed,
+// ctx's error or the database's, wrapped.
+func (s *Store) Save(ctx context.Context, rec core.CircuitRecord) (core.CircuitRecord, error) {
+	if err := validate(rec); err != nil {
+		return core.CircuitRecord{}, err
+	}
+	if s.isClosed() {
+		return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, ErrClosed)
+	}
+	rec = normalize(rec)
+	var openUntil *time.Time
+	if rec.Status == core.StatusOpen {
+		openUntil = &rec.OpenUntil
+	}
+	payload := encodePayload(rec)
+	for range saveAttempts {
+		rows, err := s.pool.Query(ctx, s.sqlSave, s.namespace, rec.Name, rec.Status, openUntil, rec.UpdatedAt, s.channel, payload)
+		if err != nil {
+			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)
+		}
+		written := 0
+		for rows.Next() {
+			written++
+		}
+		if err := rows.Err(); err != nil {
+			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)
+		}
+		if written > 0 {
+			return rec, nil
+		}
+		var r row
+		var live bool
+		err = s.pool.QueryRow(ctx, s.sqlCurrent, s.namespace, rec.Name).Scan(&r.status, &r.openUntil, &r.updatedAt, &live)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: read the row that blocked the write: %w", rec.Name, err)
+		}
+		if err == nil && live {
+			if cur, ok := s.decode(rec.Name, r); ok {
+				return cur, nil
+			}
+		}
+		// Expired or gone since the write: try again.
+	}
+	return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: the stored row kept changing", rec.Name)
+}
+
+// Subscribe calls fn with every record saved in the Store's namespace from now on, by
+// any Store over the same table and namespace (this one included), on the Store's
+// listening goroutine, in the order the writes committed. After the listening connection
+// is lost and regained, fn is also called with every stored record of the namespace,
+// since notifications sent meanwhile are lost. fn must not block; cancel waits for a call
+// of fn in progress, so fn must not call it. After Close, fn is never called.
+func (s *Store) Subscribe(fn func(core.CircuitRecord)) (cancel func()) {
+	return s.lis.subscribe(fn)
+}
+
+// Close stops the listening goroutine and closes its connection, and makes later calls
+// fail with ErrClosed. It does not close the pool. It is idempotent and safe for
+// concurrent use; it always returns nil.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.lis.stop()
+	})
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// row is a stored row as read, before validation.
+type row struct {
+	status    pgtype.Text
+	openUntil pgtype.Timestamptz
+	updatedAt pgtype.Timestamptz
+}
+
+// decode validates a row. A malformed one is logged (once until the circuit is valid
+// again) and reported as absent.
+func (s *Store) decode(name string, r row) (core.CircuitRecord, bool) {
+	rec := core.CircuitRecord{Name: name, Status: r.status.String}
+	var problem string
+	switch {
+	case !r.status.Valid:
+		problem = "status is NULL"
+	case r.status.String != core.StatusClosed && r.status.String != core.StatusOpen && r.status.String != core.StatusHalfOpen:
+		problem = "unknown status"
+	case r.status.String == core.StatusOpen && (!r.openUntil.Valid || r.openUntil.InfinityModifier != pgtype.Finite):
+		problem = "OPEN without a finite open_until"
+	case r.updatedAt.Valid && r.updatedAt.InfinityModifier != pgtype.Finite:
+		problem = "infinite updated_at"
+	}
+	s.malformedMu.Lock()
+	logged := s.malformed[name]
+	if problem == "" {
+		delete(s.malformed, name)
+	} else {
+		s.malformed[name] = true
+	}
+	s.malformedMu.Unlock()
+	if problem != "" {
+		if !logged {
+			s.logger.Warn("pgstore: ignoring a malformed circuit row; the next write replaces it",
+				slog.String("table", s.table), slog.String("namespace", s.namespace), slog.String("name", name),
+				slog.String("problem", problem), slog.String("status", r.status.String))
+		}
+		return core.CircuitRecord{}, false
+	}
+	if rec.Status == core.StatusOpen {
+		rec.OpenUntil = r.openUntil.Time.UTC()
+	}
+	if r.updatedAt.Valid {
+		rec.UpdatedAt = r.updatedAt.Time.UTC()
+	}
+	return rec, true
+}
+
+func validate(rec core.CircuitRecord) error {
+	switch {
+	case rec.Name == "" || strings.ContainsRune(rec.Name, 0):
+		return fmt.Errorf("pgstore: save: invalid circuit name %q", rec.Name)
+	case rec.Status != core.StatusClosed && rec.Status != core.StatusOpen && rec.Status != core.StatusHalfOpen:
+		return fmt.Errorf("pgstore: save %q: unknown status %q", rec.Name, rec.Status)
+	case rec.Status == core.StatusOpen && rec.OpenUntil.IsZero():
+		return fmt.Errorf("pgstore: save %q: OPEN without OpenUntil", rec.Name)
+	}
+	return nil
+}
+
+// normalize gives rec the times the database keeps: UTC, microseconds, no monotonic
+// reading; and an OpenUntil only when OPEN.
+func normalize(rec core.CircuitRecord) core.CircuitRecord {
+	if rec.UpdatedAt.IsZero() {
+		rec.UpdatedAt = time.Now()
+	}
+	rec.UpdatedAt = rec.UpdatedAt.Round(0).UTC().Truncate(time.Microsecond)
+	if rec.Status == core.StatusOpen {
+		rec.OpenUntil = rec.OpenUntil.Round(0).UTC().Truncate(time.Microsecond)
+	} else {
+		rec.OpenUntil = time.Time{}
+	}
+	return rec
+}
+
+// payload is a notification: a saved record. An empty payload (the record did not fit in
+// a notification) tells listeners to re-read the namespace.
+type payload struct {
+	Name      string     `json:"name"`
+	Status    string     `json:"status"`
+	OpenUntil *time.Time `json:"open_until,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+func encodePayload(rec core.CircuitRecord) string {
+	p := payload{Name: rec.Name, Status: rec.Status, UpdatedAt: rec.UpdatedAt}
+	if rec.Status == core.StatusOpen {
+		p.OpenUntil = &rec.OpenUntil
+	}
+	b, err := json.Marshal(p)
+	if err != nil || len(b) > maxPayload {
+		return ""
+	}
+	return string(b)
+}
+
+func decodePayload(s string) (core.CircuitRecord, bool) {
+	var p payload
+	if s == "" || json.Unmarshal([]byte(s), &p) != nil {
+		return core.CircuitRecord{}, false
+	}
+	rec := core.CircuitRecord{Name: p.Name, Status: p.Status, UpdatedAt: p.UpdatedAt.UTC()}
+	if p.OpenUntil != nil {
+		rec.OpenUntil = p.OpenUntil.UTC()
+	}
+	if validate(rec) != nil {
+		return core.CircuitRecord{}, false
+	}
+	return rec, true
+}
