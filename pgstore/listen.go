@@ -43,7 +43,10 @@ const (
 // startListener connects and listens before it returns, so that a Subscribe after New
 // misses nothing; then it leaves the connection to its goroutine.
 func startListener(ctx context.Context, s *Store) (*listener, error) {
-	l := &listener{s: s, cfg: s.pool.Config().ConnConfig, done: make(chan struct{})}
+	cfg := s.pool.Config().ConnConfig // a copy
+	// pgx buffers notifications for WaitForNotification only when no callback takes them.
+	cfg.OnNotification = nil
+	l := &listener{s: s, cfg: cfg, done: make(chan struct{})}
 	cctx, cancel := context.WithTimeout(ctx, connTimeout)
 	conn, err := l.connect(cctx)
 	cancel()
@@ -109,7 +112,7 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 			conn, backoff, failures = c, minBackoff, 0
 		}
 		n, err := conn.WaitForNotification(ctx)
-		if err == nil {
+		if err == nil && n != nil {
 			if rec, ok := decodePayload(n.Payload); ok {
 				l.deliver([]core.CircuitRecord{rec})
 				continue
