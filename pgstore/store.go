@@ -139,33 +139,40 @@ func (s *Store) migrate(ctx context.Context) (string, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, migrateLock); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.table+` (
-			namespace  text        NOT NULL,
-			name       text        NOT NULL,
-			status     text        NOT NULL,
-			open_until timestamptz NULL,
-			updated_at timestamptz NOT NULL DEFAULT now(),
-			PRIMARY KEY (namespace, name)
-		)`)
-		if err != nil {
+		// Create the table only when it is missing: CREATE TABLE IF NOT EXISTS needs the
+		// CREATE privilege on the schema even when the table exists, which an application
+		// role whose table a DBA made may well lack.
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.table).Scan(&exists); err != nil {
 			return err
+		}
+		if !exists {
+			_, err := tx.Exec(ctx, `CREATE TABLE `+s.table+` (
+				namespace  text        NOT NULL,
+				name       text        NOT NULL,
+				status     text        NOT NULL,
+				open_until timestamptz NULL,
+				updated_at timestamptz NOT NULL DEFAULT now(),
+				PRIMARY KEY (namespace, name)
+			)`)
+			if err != nil {
+				return err
+			}
 		}
 		// An existing table (hand-made, or from an earlier version) gets what it lacks.
 		// ALTER TABLE locks the table even when it changes nothing, so only when needed.
-		rows, err := tx.Query(ctx, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+		rows, err := tx.Query(ctx, `SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
 			WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, s.table)
 		if err != nil {
 			return err
 		}
 		have := make(map[string]string)
-		for rows.Next() {
-			var col, typ string
-			if err := rows.Scan(&col, &typ); err != nil {
-				return err
-			}
+		var col, typ string
+		_, err = pgx.ForEachRow(rows, []any{&col, &typ}, func() error {
 			have[col] = typ
-		}
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		if have["namespace"] == "" || have["name"] == "" {

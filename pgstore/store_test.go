@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -409,4 +410,37 @@ func TestCloseReleasesEverything(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	require.NoError(t, other.Close())
 	assert.Zero(t, calls, "no call after Close")
+}
+
+// TestNewWithoutCreatePrivilege: an application role that may only read and write the
+// table a DBA made (PostgreSQL 15 grants no CREATE on schema public by default) can use
+// it: New creates nothing that exists.
+func TestNewWithoutCreatePrivilege(t *testing.T) {
+	t.Parallel()
+	url := database(t, nil)
+	if pg.External() {
+		t.Skip("needs to create a role and log in as it without a password")
+	}
+	admin := newPool(t, url)
+	ctx := context.Background()
+	newStore(t, admin) // the DBA's run creates the table
+	role := fmt.Sprintf("bulkman_app_%d", dbSeq.Add(1))
+	for _, q := range []string{
+		`CREATE ROLE ` + role + ` LOGIN`,
+		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+		`GRANT SELECT, INSERT, UPDATE ON bulkman_circuits TO ` + role,
+	} {
+		_, err := admin.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	app := newPool(t, url, func(c *pgxpool.Config) { c.ConnConfig.User = role })
+	_, err := app.Exec(ctx, `CREATE TABLE IF NOT EXISTS bulkman_circuits (x int)`)
+	require.ErrorContains(t, err, "permission denied", "the role really cannot create")
+
+	s := newStore(t, app)
+	_, err = s.Save(ctx, open(time.Now().Add(time.Minute)))
+	require.NoError(t, err)
+	rec, ok := load(t, s, "api")
+	require.True(t, ok)
+	assert.Equal(t, core.StatusOpen, rec.Status)
 }
