@@ -423,6 +423,7 @@ func TestSharedRecoveryWithoutEcho(t *testing.T) {
 		time.Sleep(isolation)
 		p, err := a.Acquire(context.Background()) // A's probe: HALF_OPEN
 		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Release(core.Neutral) }) // a failed test must not hang Shutdown
 		synctest.Wait()
 		assert.Equal(t, core.StatusHalfOpen, stored(t, mem).Status, "recovery is never blocked by an expired OPEN")
 		assert.Equal(t, core.Isolated, b.State(), "B ignores a peer's HALF_OPEN")
@@ -651,6 +652,7 @@ func TestSharedPendingWriteBeatsStalePoll(t *testing.T) {
 		time.Sleep(isolation)
 		p, err := b.Acquire(context.Background()) // a probe: HALF_OPEN, not yet written
 		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Release(core.Neutral) }) // a failed test must not hang Shutdown
 		s.down.Store(false)
 		time.Sleep(2 * time.Second) // a poll comes before the retry
 		synctest.Wait()
@@ -677,6 +679,7 @@ func TestSharedAdoptedStateSupersedesPendingWrite(t *testing.T) {
 		s.down.Store(true)
 		p, err := b.Acquire(context.Background()) // HALF_OPEN, its write fails
 		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Release(core.Neutral) }) // a failed test must not hang Shutdown
 		synctest.Wait()
 		// A peer's probe succeeded meanwhile: its CLOSED reaches B through Subscribe.
 		_, err = mem.Save(context.Background(), core.CircuitRecord{Name: "api", Status: core.StatusClosed, UpdatedAt: time.Now()})
