@@ -129,7 +129,7 @@ func (s *sharer) loop() {
 		remote := s.remote
 		s.remote = nil
 		s.mu.Unlock()
-		if remote != nil {
+		if remote != nil && s.adoptable(*remote) {
 			s.circuit.adopt(*remote)
 		}
 		if retryC != nil {
@@ -188,18 +188,21 @@ func (s *sharer) poll() {
 	case err != nil:
 		s.logger.Warn("bulkman: circuit store read failed; the circuit goes on locally",
 			slog.String("bulkhead", s.name), slog.Any("error", err))
-	case ok:
-		s.mu.Lock()
-		unsaved := s.pending != nil
-		s.mu.Unlock()
-		if unsaved && !rec.live(time.Now()) {
-			// A local transition not yet written (the store was failing) is newer than
-			// what the store holds: only a live OPEN, which the write would run into
-			// anyway, may override it.
-			return
-		}
+	case ok && s.adoptable(rec):
 		s.circuit.adopt(rec)
 	}
+}
+
+// adoptable reports whether rec, read from the store or delivered by it, may override the
+// circuit's state. A local transition not yet written (the store was failing, or the
+// write has not run yet) is newer than a record written before it, such as what a poll
+// reads or a store re-delivers after reconnecting: only a live OPEN, which the write
+// would run into anyway, or a record written after the transition may override it.
+func (s *sharer) adoptable(rec CircuitRecord) bool {
+	s.mu.Lock()
+	p := s.pending
+	s.mu.Unlock()
+	return p == nil || rec.live(time.Now()) || rec.UpdatedAt.After(p.UpdatedAt)
 }
 
 // close stops the goroutine after one last attempt to save a pending transition, and

@@ -34,6 +34,9 @@ type testStore struct {
 	// gate, when not nil, holds every Save until the test sends on it.
 	gate chan struct{}
 
+	subsMu sync.Mutex
+	subs   []func(core.CircuitRecord) // what Subscribe was given, for replay
+
 	saves, loads atomic.Int64
 	mu           sync.Mutex
 	saved        []core.CircuitRecord // records passed to Save, in order
@@ -89,11 +92,24 @@ func (s *testStore) Save(ctx context.Context, rec core.CircuitRecord) (core.Circ
 }
 
 func (s *testStore) Subscribe(fn func(core.CircuitRecord)) func() {
+	s.subsMu.Lock()
+	s.subs = append(s.subs, fn)
+	s.subsMu.Unlock()
 	return s.inner.Subscribe(func(rec core.CircuitRecord) {
 		if !s.mute.Load() {
 			fn(rec)
 		}
 	})
+}
+
+// replay delivers rec to the subscribers again, as a store re-delivers what it holds
+// after reconnecting to its notifications.
+func (s *testStore) replay(rec core.CircuitRecord) {
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	for _, fn := range s.subs {
+		fn(rec)
+	}
 }
 
 func (s *testStore) statuses() []string {
@@ -682,6 +698,7 @@ func TestSharedAdoptedStateSupersedesPendingWrite(t *testing.T) {
 		t.Cleanup(func() { _ = p.Release(core.Neutral) }) // a failed test must not hang Shutdown
 		synctest.Wait()
 		// A peer's probe succeeded meanwhile: its CLOSED reaches B through Subscribe.
+		time.Sleep(time.Millisecond)
 		_, err = mem.Save(context.Background(), core.CircuitRecord{Name: "api", Status: core.StatusClosed, UpdatedAt: time.Now()})
 		require.NoError(t, err)
 		synctest.Wait()
@@ -691,5 +708,37 @@ func TestSharedAdoptedStateSupersedesPendingWrite(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, core.StatusClosed, stored(t, mem).Status)
 		require.NoError(t, p.Release(core.Success))
+	})
+}
+
+// TestSharedPendingWriteBeatsStaleRedelivery: what a store re-delivers after reconnecting
+// (pgstore re-reads the namespace) was written before a local transition not yet saved,
+// so it must not undo it either.
+func TestSharedPendingWriteBeatsStaleRedelivery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := core.NewMemoryStore()
+		old, err := mem.Save(context.Background(), core.CircuitRecord{Name: "api", Status: core.StatusClosed, UpdatedAt: time.Now()})
+		require.NoError(t, err)
+		s := &testStore{inner: mem}
+		b := replica(t, s, 0)
+
+		s.down.Store(true)
+		trip(t, b)
+		time.Sleep(isolation)
+		p, err := b.Acquire(context.Background()) // a probe: HALF_OPEN, not yet written
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = p.Release(core.Neutral) }) // a failed test must not hang Shutdown
+		s.replay(old)
+		synctest.Wait()
+		assert.Equal(t, core.Degraded, b.State(), "the stale CLOSED did not end the probing")
+
+		s.down.Store(false)
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, core.StatusHalfOpen, stored(t, mem).Status)
+		require.NoError(t, p.Release(core.Success))
+		synctest.Wait()
+		assert.Equal(t, core.Healthy, b.State())
+		assert.Equal(t, core.StatusClosed, stored(t, mem).Status)
 	})
 }
