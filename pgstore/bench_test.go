@@ -19,12 +19,13 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 )
 
-// The figures of docs/performance-pgstore.md:
+// The figures of docs/performance-pgstore.md (each run starts its own PostgreSQL):
 //
-//	go test -run '^$' -bench 'Execute|RequestPath' -benchmem -count 8 ./pgstore/ | tee pgstore.txt
-//	go run golang.org/x/perf/cmd/benchstat@latest pgstore.txt
-//	go test -run '^$' -bench Propagation -benchtime 100x ./pgstore/
-//	go test -run TestPropagationLatency -v ./pgstore/
+//	for i in $(seq 10); do go test -run '^$' -bench 'BenchmarkExecute' -benchmem -count 1 ./pgstore/; done | tee execute.txt
+//	go run golang.org/x/perf/cmd/benchstat@latest -col /store execute.txt
+//	go test -run '^$' -bench RequestPath -count 3 ./pgstore/
+//	go test -run '^$' -bench Propagation -benchtime 100x -count 3 ./pgstore/
+//	go test -run TestPropagationLatency -count 3 -v ./pgstore/
 
 var sink int
 
