@@ -27,6 +27,10 @@
 // connection was down. Rows that are not a valid state (an unknown status, an OPEN without
 // open_until) are ignored and replaced by the next write.
 //
+// The listening connection needs a session of its own: point the pool at PostgreSQL
+// itself or at a pooler in session mode (a transaction-mode pooler drops LISTEN; the
+// poll then still converges, every HealthCheckInterval).
+//
 // core never calls the store on a call's path: it loads a circuit's state when a bulkhead
 // is created, and writes transitions from a goroutine of its own with a deadline (see
 // core.WithStoreTimeout). So a slow or unreachable database delays no call.
