@@ -2,10 +2,14 @@ module github.com/bulkman-go/bulkman
 
 go 1.26.8
 
-require github.com/failsafe-go/failsafe-go v0.9.8
+require (
+	github.com/failsafe-go/failsafe-go v0.9.8
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
+)
 
 require (
 	github.com/bits-and-blooms/bitset v1.24.4 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	google.golang.org/grpc v1.85.0 // indirect
 )

@@ -1,0 +1,2 @@
+// Package httpmw guards net/http servers and clients with bulkheads from package core.
+package httpmw
