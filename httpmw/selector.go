@@ -103,7 +103,10 @@ func (t *patternTable) selectBulkhead(r *http.Request) *core.Bulkhead {
 			return b
 		}
 	}
-	if r.Method == http.MethodConnect || r.URL == nil {
+	if r.URL == nil {
+		return nil
+	}
+	if r.Method == http.MethodConnect {
 		return t.viaMux(r) // ServeMux treats CONNECT paths and hosts differently
 	}
 	p := r.URL.EscapedPath()
