@@ -68,5 +68,7 @@
 // # ResponseWriter features
 //
 // The ResponseWriter a guarded handler gets supports http.Flusher, http.Hijacker,
-// io.ReaderFrom (sendfile) and http.ResponseController (Unwrap, deadlines, full duplex).
+// io.StringWriter, io.ReaderFrom (sendfile) and http.ResponseController (Unwrap,
+// deadlines, full duplex). It is not pooled: a handler that keeps its ResponseWriter
+// after returning (which the Handler contract forbids) must not reach another request.
 package httpmw

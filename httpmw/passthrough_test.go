@@ -53,12 +53,13 @@ func TestResponseControllerPassThrough(t *testing.T) {
 			_, isFlusher := w.(http.Flusher)
 			_, isHijacker := w.(http.Hijacker)
 			_, isReaderFrom := w.(io.ReaderFrom)
+			_, isStringWriter := w.(io.StringWriter)
 			rc := http.NewResponseController(w)
 			errs <- []error{
 				rc.SetReadDeadline(time.Now().Add(time.Minute)),
 				rc.SetWriteDeadline(time.Now().Add(time.Minute)),
 				rc.EnableFullDuplex(),
-				assertTrue(isFlusher && isHijacker && isReaderFrom),
+				assertTrue(isFlusher && isHijacker && isReaderFrom && isStringWriter),
 			}
 			_, _ = io.WriteString(w, "ok")
 			if err := rc.Flush(); err != nil {

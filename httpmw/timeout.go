@@ -160,6 +160,13 @@ func (c *timedCall) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
+func (c *timedCall) WriteString(s string) (int, error) {
+	if !c.own(http.StatusOK) {
+		return 0, http.ErrHandlerTimeout
+	}
+	return io.WriteString(c.w, s)
+}
+
 func (c *timedCall) ReadFrom(src io.Reader) (int64, error) {
 	if !c.own(http.StatusOK) {
 		return 0, http.ErrHandlerTimeout

@@ -10,7 +10,8 @@ import (
 // responseWriter records the status of a response served without a timeout, for the
 // circuit. It runs on the handler's goroutine only, so it needs no lock.
 //
-// It implements Flusher, Hijacker and io.ReaderFrom (sendfile) by delegation, and
+// It implements Flusher, Hijacker, io.StringWriter and io.ReaderFrom (sendfile) by
+// delegation, and
 // Unwrap for everything else http.ResponseController reaches (deadlines, full duplex).
 // It is not pooled: a handler that keeps its ResponseWriter past ServeHTTP (a contract
 // breach) would otherwise write into another request's response.
@@ -32,6 +33,14 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(p)
+}
+
+// WriteString keeps io.WriteString from copying s (net/http's writer has it too).
+func (w *responseWriter) WriteString(s string) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return io.WriteString(w.ResponseWriter, s)
 }
 
 func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
