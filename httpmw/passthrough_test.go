@@ -3,8 +3,11 @@ package httpmw
 import (
 	"bufio"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,4 +148,65 @@ func TestTimedUnwrapTakesOverTheResponse(t *testing.T) {
 	assert.Same(t, rec, inner)
 	assert.Equal(t, http.StatusTeapot, rec.Code)
 	assert.Equal(t, "1", rec.Header().Get("X-Before"), "headers handed over")
+}
+
+// syncBuffer is a log destination safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestHandlerTimeoutOverRealServer checks the timeout response on a real connection: it
+// arrives before the handler returns, the late writes never reach the wire, the server
+// logs no superfluous WriteHeader, and the connection stays usable.
+func TestHandlerTimeoutOverRealServer(t *testing.T) {
+	b, outcomes := observed(t, "slow", single, func(c *core.Config) { c.Timeout = 50 * time.Millisecond })
+	release, late := make(chan struct{}), make(chan error, 1)
+	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/quick" {
+			_, _ = io.WriteString(w, "quick")
+			return
+		}
+		<-release
+		w.WriteHeader(http.StatusOK)
+		_, err := io.WriteString(w, "late")
+		late <- err
+	}), b)
+	var logs syncBuffer
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(&logs, "", 0)
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	resp, err := srv.Client().Get(srv.URL + "/slow")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Contains(t, string(body), ProblemTimeout)
+	assert.Equal(t, 1, b.Stats().ActiveTasks, "the handler still runs and holds its permit")
+
+	close(release)
+	assert.ErrorIs(t, <-late, http.ErrHandlerTimeout)
+	assert.Equal(t, core.Failure, <-outcomes)
+
+	resp, err = srv.Client().Get(srv.URL + "/quick")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, "quick", string(body))
+	assert.Equal(t, core.Success, <-outcomes)
+	assert.Empty(t, logs.String())
 }
