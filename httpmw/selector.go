@@ -1,11 +1,13 @@
 package httpmw
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -66,12 +68,22 @@ func ByPattern(routes map[string]*core.Bulkhead) (Selector, error) {
 func register(mux *http.ServeMux, pat string) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("httpmw: pattern %q: %v", pat, p)
+			// ServeMux's message points at this file ("registered at ..."), which would
+			// only confuse; the patterns themselves say it all.
+			msg := registeredAt.ReplaceAllString(fmt.Sprint(p), "")
+			msg = strings.Join(strings.Fields(msg), " ")
+			if strings.HasPrefix(msg, "pattern ") {
+				err = errors.New("httpmw: " + msg)
+			} else {
+				err = fmt.Errorf("httpmw: pattern %q: %s", pat, msg)
+			}
 		}
 	}()
 	mux.Handle(pat, marker{})
 	return nil
 }
+
+var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
 
 // marker is the handler registered in the private mux; only the matched pattern matters.
 type marker struct{}
