@@ -57,10 +57,10 @@ func BenchmarkHandler(b *testing.B) {
 		name string
 		h    http.Handler
 	}{
-		{"bare", nop},
-		{"bulkhead", Handler(nop, benchBulkhead(b, 0))},
-		{"bulkhead+timeout", Handler(nop, benchBulkhead(b, time.Second))},
-		{"failsafehttp", failsafeHandler(nop)},
+		{"impl=bare", nop},
+		{"impl=bulkhead", Handler(nop, benchBulkhead(b, 0))},
+		{"impl=bulkhead+timeout", Handler(nop, benchBulkhead(b, time.Second))},
+		{"impl=failsafehttp", failsafeHandler(nop)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			w := &nopWriter{h: http.Header{}}
@@ -79,9 +79,9 @@ func BenchmarkHandlerParallel(b *testing.B) {
 		name string
 		h    http.Handler
 	}{
-		{"bare", nop},
-		{"bulkhead", Handler(nop, benchBulkhead(b, 0))},
-		{"failsafehttp", failsafeHandler(nop)},
+		{"impl=bare", nop},
+		{"impl=bulkhead", Handler(nop, benchBulkhead(b, 0))},
+		{"impl=failsafehttp", failsafeHandler(nop)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -105,17 +105,17 @@ func BenchmarkByPattern(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct{ name, method, target string }{
-		{"static", "GET", "/api/v1/orders"},
-		{"method", "GET", "/health"},
-		{"wildcard", "GET", "/users/42"},
-		{"prefix", "GET", "/static/css/site.css"},
-		{"unmatched", "GET", "/metrics"},
+		{"route=static", "GET", "/api/v1/orders"},
+		{"route=method", "GET", "/health"},
+		{"route=wildcard", "GET", "/users/42"},
+		{"route=prefix", "GET", "/static/css/site.css"},
+		{"route=unmatched", "GET", "/metrics"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := httptest.NewRequest(bc.method, bc.target, nil)
 			b.ReportAllocs()
 			for b.Loop() {
-				if sel(r) == nil && bc.name != "unmatched" {
+				if sel(r) == nil && bc.name != "route=unmatched" {
 					b.Fatal("no bulkhead")
 				}
 			}
@@ -144,8 +144,8 @@ func BenchmarkServer(b *testing.B) {
 		name string
 		h    http.Handler
 	}{
-		{"bare", mux},
-		{"middleware", Middleware(sel)(mux)},
+		{"mw=off", mux},
+		{"mw=on", Middleware(sel)(mux)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := httptest.NewServer(bc.h)
@@ -236,8 +236,8 @@ func BenchmarkTransport(b *testing.B) {
 		name string
 		rt   http.RoundTripper
 	}{
-		{"bare", base},
-		{"transport", Transport(base, func(*http.Request) *core.Bulkhead { return bh })},
+		{"mw=off", base},
+		{"mw=on", Transport(base, func(*http.Request) *core.Bulkhead { return bh })},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			client := &http.Client{Transport: bc.rt}
