@@ -168,10 +168,21 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// TestHandlerTimeoutOverRealServer checks the timeout response on a real connection: it
-// arrives before the handler returns, the late writes never reach the wire, the server
-// logs no superfluous WriteHeader, and the connection stays usable.
+// TestHandlerTimeoutOverRealServer checks the timeout response on real connections,
+// HTTP/1.1 and HTTP/2: it arrives while the handler still runs, the late writes never
+// reach the wire, the server logs no superfluous WriteHeader, and the connection stays
+// usable.
 func TestHandlerTimeoutOverRealServer(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		name := "HTTP/1.1"
+		if h2 {
+			name = "HTTP/2"
+		}
+		t.Run(name, func(t *testing.T) { testTimeoutOverRealServer(t, h2) })
+	}
+}
+
+func testTimeoutOverRealServer(t *testing.T, h2 bool) {
 	b, outcomes := observed(t, "slow", single, func(c *core.Config) { c.Timeout = 50 * time.Millisecond })
 	release, late := make(chan struct{}), make(chan error, 1)
 	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -187,13 +198,19 @@ func TestHandlerTimeoutOverRealServer(t *testing.T) {
 	var logs syncBuffer
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ErrorLog = log.New(&logs, "", 0)
-	srv.Start()
+	if h2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 
 	resp, err := srv.Client().Get(srv.URL + "/slow")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
+	assert.Equal(t, h2, resp.ProtoMajor == 2)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Contains(t, string(body), ProblemTimeout)
 	assert.Equal(t, 1, b.Stats().ActiveTasks, "the handler still runs and holds its permit")
