@@ -34,7 +34,8 @@ import (
 // the status's verdict. WithRejectionHandler does not apply here.
 //
 // The RoundTripper is safe for concurrent use if base is. It does not modify the
-// request.
+// request. It passes CloseIdleConnections on to base (http.Client.CloseIdleConnections
+// reaches it).
 func Transport(base http.RoundTripper, sel Selector, opts ...Option) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
