@@ -419,4 +419,3 @@ func TestClientUnguarded(t *testing.T) {
 		})
 	}
 }
-
