@@ -206,10 +206,13 @@ func newBulkhead(t *testing.T, mutate func(*core.Config)) (*core.Bulkhead, <-cha
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	outcomes := make(chan core.Outcome, 64)
+	outcomes := make(chan core.Outcome, 1024)
 	b, err := core.New(cfg, core.WithEventHook(func(e core.Event) {
 		if e.Kind == core.EventFinished {
-			outcomes <- e.Outcome
+			select {
+			case outcomes <- e.Outcome:
+			default: // a test that does not read them (a hammer) must not block the calls
+			}
 		}
 	}))
 	require.NoError(t, err)
@@ -246,13 +249,19 @@ func assertIdle(t *testing.T, b *core.Bulkhead) {
 	assert.Zero(t, s.AbandonedTasks, "abandoned tasks")
 }
 
+// testTimeout bounds a wait that should end at once; tick is how often Eventually looks.
+const (
+	testTimeout = 10 * time.Second
+	tick        = time.Millisecond
+)
+
 // next returns the next outcome, failing the test if none arrives.
 func next(t *testing.T, outcomes <-chan core.Outcome) core.Outcome {
 	t.Helper()
 	select {
 	case o := <-outcomes:
 		return o
-	case <-time.After(10 * time.Second):
+	case <-time.After(testTimeout):
 		require.FailNow(t, "no call finished")
 		return 0
 	}

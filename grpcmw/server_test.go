@@ -89,6 +89,7 @@ func TestServerTimeout(t *testing.T) {
 					d, _ := ctx.Deadline()
 					deadlines <- d
 					<-release // a handler that ignores its context keeps its permit
+					<-ctx.Done() // ended at the deadline (its timer's goroutine may still be due)
 					return ctx.Err()
 				}
 				c, _ := newTestServer(t, &testService{handle: handle}, serverOpts(Always(b)))
