@@ -88,7 +88,7 @@ func TestServerTimeout(t *testing.T) {
 				handle := func(ctx context.Context) error {
 					d, _ := ctx.Deadline()
 					deadlines <- d
-					<-release // a handler that ignores its context keeps its permit
+					<-release    // a handler that ignores its context keeps its permit
 					<-ctx.Done() // ended at the deadline (its timer's goroutine may still be due)
 					return ctx.Err()
 				}
