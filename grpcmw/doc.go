@@ -59,8 +59,13 @@
 // Unavailable and DataLoss are failures: the dependency broke or was too slow. Other
 // codes (InvalidArgument, NotFound, PermissionDenied, ...) are answers, so a flood of bad
 // requests cannot open the circuit. An RPC the caller cancelled is neutral: it says
-// nothing about the dependency. A panic is a failure. WithFailureCodes changes the set of
-// failure codes; the neutral and panic rules stay.
+// nothing about the dependency, so it never moves the circuit (and a half-open circuit
+// gets its probe permit back), though the statistics count it among the failed
+// executions, since it did not succeed. A panic is a failure.
+//
+// WithFailureCodes is the one knob: it changes which codes are failures. The neutral and
+// panic rules stay, because they keep the circuit honest whatever the codes: a caller
+// going away must not judge the dependency, and a panic must not pass for an answer.
 //
 // # Ordering with other interceptors
 //
@@ -104,10 +109,11 @@
 // of a retry loop and stop it. With the order reversed, one permit would be held across
 // every attempt and backoff, and the circuit would see only the last attempt. Note that
 // retry's default codes, ResourceExhausted and Unavailable, are exactly the codes of this
-// package's refusals: a retried refusal comes back at once unless retry backs off, so
-// choose its codes and backoff knowing that (retry.WithCodes, retry.WithBackoff). gRPC's
-// own retry policy (service config) runs below every interceptor, so all its attempts
-// share one permit; it honours the pushback trailer the server sends.
+// package's refusals, the client's own and a server's: with them, retry sends attempts
+// straight back into a full bulkhead or an open circuit, so choose its codes and backoff
+// knowing that (retry.WithCodes, retry.WithBackoff). gRPC's own retry policy (service
+// config) runs below every interceptor, so all its attempts share one permit; it honours
+// the pushback trailer a server sends.
 //
 // To guard only some RPCs with an interceptor configured apart, go-grpc-middleware's
 // selector works with these interceptors as with any other, for example

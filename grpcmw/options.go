@@ -10,12 +10,15 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 )
 
-// Option configures an interceptor. Options are applied once, when the interceptor is
-// built; the same options may be given to the server and the client constructors.
+// Option configures an interceptor: WithStatus (what a refused caller gets) and
+// WithFailureCodes (what counts against the circuit). Options are applied once, when the
+// interceptor is built, so they cost nothing per call; later options override earlier ones,
+// and a nil Option is ignored. The same options may be given to the server and the client
+// constructors, and an Option may be reused.
 type Option func(*options)
 
 type options struct {
-	// status maps a bulkhead's refusal to the status returned; nil means defaultStatus.
+	// status maps a bulkhead's refusal to the status returned; nil means defaultCode.
 	status func(err error) *status.Status
 	// failures has bit c set when code c counts against the circuit.
 	failures uint32

@@ -17,7 +17,8 @@ import (
 // that choose by metadata (a tenant, a priority).
 type Selector func(ctx context.Context, fullMethod string) *core.Bulkhead
 
-// Always returns a Selector that picks b for every RPC. Always(nil) guards nothing.
+// Always returns a Selector that picks b for every RPC; it is safe for concurrent use.
+// Always(nil) guards nothing.
 func Always(b *core.Bulkhead) Selector {
 	return func(context.Context, string) *core.Bulkhead { return b }
 }
