@@ -348,6 +348,10 @@ func (b *Bulkhead) circuitNeutral(probe uint64) {
 // finish records the outcome of a started call: ok for the ledger, o for the circuit.
 // end is when the call ended (a clock offset).
 func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration) {
+	timedOut := o == TimedOut
+	if timedOut {
+		o = Failure
+	}
 	if c := b.circuit; c != nil {
 		c.release(s.probe, o)
 	}
@@ -358,8 +362,14 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration) {
 	l := &b.ledger
 	l.mu.Lock()
 	l.finishLocked(s, ok)
+	if timedOut {
+		l.timedOut++
+	}
 	l.mu.Unlock()
 	if b.hooks != nil {
+		if timedOut {
+			b.emit(Event{Kind: EventTimedOut})
+		}
 		b.emit(Event{Kind: EventFinished, Outcome: o, QueuedTime: queued, ExecutionTime: ran})
 	}
 }

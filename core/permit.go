@@ -18,6 +18,9 @@ const (
 	// away. It counts as failed in Stats (it did not succeed) but never moves the circuit,
 	// and a half-open probe permit comes back.
 	Neutral
+	// TimedOut: the call ran past its Permit's Deadline. It counts as failed and as timed
+	// out in Stats, and as a failure for the circuit (a hung dependency must trip it).
+	TimedOut
 )
 
 // Permit is one admitted call, from Acquire until Release. Copy it freely; release it
@@ -63,7 +66,11 @@ func (p Permit) Release(o Outcome) error {
 	if !p.s.gen.CompareAndSwap(p.gen, p.gen+1) {
 		return &Error{Bulkhead: p.b.name, Err: ErrReleased}
 	}
-	p.b.finish(p.s, o == Success, o, p.b.clock.now())
+	var end time.Duration
+	if p.b.hooks != nil { // only the hooks want to know when it ended
+		end = p.b.clock.now()
+	}
+	p.b.finish(p.s, o == Success, o, end)
 	return nil
 }
 

@@ -203,3 +203,20 @@ func TestPermitAllocations(t *testing.T) {
 	})
 	assert.Zero(t, allocs, "Acquire + Release allocate nothing")
 }
+
+// TestReleaseTimedOut checks the outcome middleware reports when a handler ran past the
+// permit's deadline: failed, timed out, and a failure for the circuit.
+func TestReleaseTimedOut(t *testing.T) {
+	cfg := core.DefaultConfig("late")
+	cfg.CircuitBreakerEnabled = true
+	cfg.FailureThreshold = 1
+	b, err := core.New(cfg)
+	require.NoError(t, err)
+	p, err := b.Acquire(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, p.Release(core.TimedOut))
+	st := b.Stats()
+	assert.Equal(t, int64(1), st.FailedExecutions)
+	assert.Equal(t, int64(1), st.TimedOutExecutions)
+	assert.Equal(t, core.Isolated, st.State)
+}

@@ -115,6 +115,15 @@ func (o *options) outcome(ctx context.Context, err error) core.Outcome {
 	return core.Success
 }
 
+// outcomeIn classifies a server call that ran with hctx, ctx plus the permit's deadline:
+// an error once that deadline (and not the caller's) has passed is a timeout.
+func (o *options) outcomeIn(ctx, hctx context.Context, err error) core.Outcome {
+	if err != nil && hctx != ctx && ctx.Err() == nil && hctx.Err() == context.DeadlineExceeded {
+		return core.TimedOut
+	}
+	return o.outcome(ctx, err)
+}
+
 // statusError is an error that carries a gRPC status, as status.FromError looks for.
 type statusError interface {
 	error

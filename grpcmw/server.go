@@ -57,7 +57,7 @@ func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterc
 		}()
 		resp, err := handler(hctx, req)
 		returned = true
-		_ = p.Release(o.outcome(ctx, err))
+		_ = p.Release(o.outcomeIn(ctx, hctx, err))
 		return resp, err
 	}
 }
@@ -104,7 +104,7 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		}()
 		err = handler(srv, ss)
 		returned = true
-		_ = p.Release(o.outcome(ctx, err))
+		_ = p.Release(o.outcomeIn(ctx, hctx, err))
 		return err
 	}
 }

@@ -112,6 +112,7 @@ func TestServerTimeout(t *testing.T) {
 				assert.Equal(t, core.Failure, next(t, outcomes))
 				assertIdle(t, b)
 				assert.EqualValues(t, 1, b.Stats().RejectedExecutions)
+				assert.EqualValues(t, 1, b.Stats().TimedOutExecutions, "ran past the permit's deadline")
 			})
 		})
 	}

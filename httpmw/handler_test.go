@@ -317,6 +317,7 @@ func TestHandlerTimeoutAnswersAtDeadline(t *testing.T) {
 		s = b.Stats()
 		assert.Zero(t, s.InFlightCount, "released when the handler returned")
 		assert.Equal(t, int64(1), s.FailedExecutions)
+		assert.Equal(t, int64(1), s.TimedOutExecutions)
 		assert.Equal(t, core.Isolated, b.State(), "a timeout is a failure")
 	})
 }
@@ -342,6 +343,7 @@ func TestHandlerTimeoutAfterStartOnlyCancels(t *testing.T) {
 		assert.Equal(t, "partial;more", rec.Body.String())
 		assert.Equal(t, "yes", rec.Result().Trailer.Get("X-Done"))
 		assert.Equal(t, int64(1), b.Stats().FailedExecutions, "it ran past its deadline")
+		assert.Equal(t, int64(1), b.Stats().TimedOutExecutions)
 	})
 }
 

@@ -78,13 +78,17 @@ func (c *timedCall) run(next http.Handler, orig, r *http.Request, ctx context.Co
 		c.mu.Unlock()
 		o := core.Success
 		switch {
-		case c.panicked || state == timedOut:
+		case c.panicked:
 			o = core.Failure
+		case state == timedOut:
+			o = core.TimedOut
 		case hijacked:
 		case orig.Context().Err() != nil:
 			o = core.Neutral // the client went away
-		case ctx.Err() != nil || status >= 500:
-			o = core.Failure // the deadline passed while it ran, or it failed
+		case ctx.Err() != nil:
+			o = core.TimedOut // the deadline passed while it ran
+		case status >= 500:
+			o = core.Failure
 		}
 		cancel()
 		_ = p.Release(o)
