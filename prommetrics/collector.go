@@ -1,0 +1,305 @@
+package prommetrics
+
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bulkman-go/bulkman/core"
+)
+
+// Collector is a prometheus.Collector over one core.Manager: give its Observe method to
+// core.NewManager with core.WithEventHook, and the Manager to Watch (see the package
+// documentation for why it needs both).
+//
+// A Collector is safe for concurrent use. The zero Collector is not usable: call New.
+type Collector struct {
+	manager atomic.Pointer[core.Manager]
+
+	// series maps a bulkhead's name to its counters. The map is copied on write (once per
+	// new bulkhead), so that Observe reads it without a lock or an allocation.
+	series   atomic.Pointer[map[string]*series]
+	seriesMu sync.Mutex // serialises writers of series
+	cache    [1 << cacheBits]atomic.Pointer[series]
+
+	queueLayout, executionLayout layout
+
+	calls, rejections, timeouts, stateChanges    *prometheus.Desc
+	queueWait, execution                         *prometheus.Desc
+	active, queued, abandoned, maxConc, maxQueue *prometheus.Desc
+	state                                        *prometheus.Desc
+}
+
+// Label values. The index of each name is the value it stands for (core.Outcome, reason,
+// core.State), so that Observe picks a counter by index.
+var (
+	outcomeNames = [...]string{core.Success: "success", core.Failure: "failure", core.Neutral: "neutral"}
+	reasonNames  = [...]string{reasonFull: "full", reasonCircuitOpen: "circuit_open", reasonTimeout: "timeout", reasonShutdown: "shutdown"}
+	states       = [...]core.State{core.Healthy, core.Degraded, core.Isolated}
+)
+
+const (
+	reasonFull = iota
+	reasonCircuitOpen
+	reasonTimeout
+	reasonShutdown
+)
+
+// series is what the hook records for one bulkhead, laid out so that a call that did not
+// wait costs two atomic adds:
+//
+//   - execution is kept per outcome, and its counts are bulkman_calls_total;
+//   - it is also split by whether the call waited in the queue. A call that did not wait
+//     (QueuedTime 0, the common case) is counted only there; those counts make up the
+//     zero bucket of the queue-wait histogram at scrape time. Only calls that waited are
+//     observed in queueWait.
+//
+// Every bucket of every exported histogram is a sum of counters that only go up, so each
+// stays monotonic between scrapes.
+type series struct {
+	name         string
+	execution    [2][len(outcomeNames)]histogram // [waited][outcome]
+	queueWait    histogram                       // calls that waited
+	rejections   [len(reasonNames)]atomic.Uint64
+	timeouts     atomic.Uint64
+	stateChanges [len(states)]atomic.Uint64
+}
+
+// Option configures a Collector.
+type Option func(*options)
+
+type options struct {
+	queueBuckets, executionBuckets []float64
+}
+
+// DefaultBuckets returns the default histogram buckets, in seconds: 100µs to 30s, about
+// three per decade. It returns a new slice each time; the caller owns it.
+func DefaultBuckets() []float64 {
+	return []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+}
+
+// WithQueueWaitBuckets sets the upper bounds, in seconds, of
+// bulkman_queue_wait_duration_seconds. New copies, sorts and deduplicates them and drops
+// NaN and infinite ones (the +Inf bucket is always there); nothing left means
+// DefaultBuckets.
+func WithQueueWaitBuckets(bounds []float64) Option {
+	return func(o *options) { o.queueBuckets = bounds }
+}
+
+// WithExecutionBuckets sets the upper bounds, in seconds, of
+// bulkman_execution_duration_seconds, like WithQueueWaitBuckets.
+func WithExecutionBuckets(bounds []float64) Option {
+	return func(o *options) { o.executionBuckets = bounds }
+}
+
+const cacheBits = 6
+
+const (
+	namespace     = "bulkman"
+	labelBulkhead = "bulkhead"
+)
+
+// New returns a Collector that watches no Manager yet. Register it with a
+// prometheus.Registerer once; registering it twice with one Registerer fails because the
+// metric names are taken.
+func New(opts ...Option) *Collector {
+	var o options
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(namespace+"_"+name, help, append([]string{labelBulkhead}, labels...), nil)
+	}
+	c := &Collector{
+		queueLayout:     newLayout(o.queueBuckets),
+		executionLayout: newLayout(o.executionBuckets),
+
+		calls: desc("calls_total",
+			"Admitted calls that ended, by outcome: success, failure (error, panic or timeout) or neutral (the caller went away).",
+			"outcome"),
+		rejections: desc("rejections_total",
+			"Calls the bulkhead refused, by reason: full, circuit_open, timeout (while queued) or shutdown.",
+			"reason"),
+		timeouts: desc("timeouts_total",
+			"Running calls whose timeout fired; bulkman_calls_total counts them with outcome failure."),
+		stateChanges: desc("state_changes_total",
+			"Circuit transitions, by the state entered: healthy (closed), degraded (half-open) or isolated (open).",
+			"state"),
+		queueWait: desc("queue_wait_duration_seconds",
+			"Time from admission to the start of the function, for admitted calls that ended."),
+		execution: desc("execution_duration_seconds",
+			"Time from the start of the function to its end (or to its timeout), by outcome.",
+			"outcome"),
+		active:    desc("active_calls", "Calls running now whose outcome is not yet recorded."),
+		queued:    desc("queued_calls", "Callers waiting for a permit."),
+		abandoned: desc("abandoned_calls", "Timed-out functions still running and still holding a permit."),
+		maxConc:   desc("max_concurrent_calls", "The most calls that may run at once (Config.MaxConcurrentCalls)."),
+		maxQueue:  desc("max_queue_size", "The most callers that may wait for a permit (Config.MaxQueueSize)."),
+		state: desc("state",
+			"1 for the bulkhead's current state, 0 for the others: healthy (circuit closed, or no breaker), degraded (half-open), isolated (open).",
+			"state"),
+	}
+	empty := map[string]*series{}
+	c.series.Store(&empty)
+	return c
+}
+
+// Watch makes c read its gauges from m's Stats at every scrape, and export zeroed
+// counters for each of m's bulkheads. m should be the Manager whose event hook is
+// c.Observe. A later call replaces m; a nil m stops the gauges.
+func (c *Collector) Watch(m *core.Manager) { c.manager.Store(m) }
+
+// Describe sends the descriptors of every metric c exports. It implements
+// prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs() {
+		ch <- d
+	}
+}
+
+func (c *Collector) descs() []*prometheus.Desc {
+	return []*prometheus.Desc{
+		c.calls, c.rejections, c.timeouts, c.stateChanges, c.queueWait, c.execution,
+		c.active, c.queued, c.abandoned, c.maxConc, c.maxQueue, c.state,
+	}
+}
+
+// Collect sends every metric: the gauges from the watched Manager's Stats, the counters
+// and histograms from what Observe recorded. It implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if m := c.manager.Load(); m != nil {
+		for name, s := range m.Stats() {
+			c.lookup(name) // export the counters at 0 before anything happens
+			gauge := func(d *prometheus.Desc, v int) {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), name)
+			}
+			gauge(c.active, s.ActiveTasks)
+			gauge(c.queued, s.QueuedTasks)
+			gauge(c.abandoned, s.AbandonedTasks)
+			gauge(c.maxConc, s.MaxConcurrentCalls)
+			gauge(c.maxQueue, s.MaxQueueSize)
+			for _, st := range states {
+				v := 0.0
+				if s.State == st {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, name, st.String())
+			}
+		}
+	}
+	ql, el := &c.queueLayout, &c.executionLayout
+	for name, s := range *c.series.Load() {
+		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{name}, labels...)...)
+		}
+		queueCounts := make([]uint64, len(ql.seconds)+1)
+		queueSum := s.queueWait.addTo(queueCounts)
+		for o := range outcomeNames {
+			counts := make([]uint64, len(el.seconds)+1)
+			sum := s.execution[0][o].addTo(counts)
+			for _, n := range counts { // these calls did not wait
+				queueCounts[ql.zero] += n
+			}
+			sum += s.execution[1][o].addTo(counts)
+			count, buckets, seconds := el.exposition(counts, sum)
+			counter(c.calls, count, outcomeNames[o])
+			ch <- prometheus.MustNewConstHistogram(c.execution, count, seconds, buckets, name, outcomeNames[o])
+		}
+		count, buckets, seconds := ql.exposition(queueCounts, queueSum)
+		ch <- prometheus.MustNewConstHistogram(c.queueWait, count, seconds, buckets, name)
+		for i := range s.rejections {
+			counter(c.rejections, s.rejections[i].Load(), reasonNames[i])
+		}
+		counter(c.timeouts, s.timeouts.Load())
+		for i := range s.stateChanges {
+			counter(c.stateChanges, s.stateChanges[i].Load(), states[i].String())
+		}
+	}
+}
+
+// lookup returns the series of bulkhead name, creating it the first time.
+func (c *Collector) lookup(name string) *series {
+	// A bulkhead passes the same string (its own name) in every event, so the address of
+	// the name's bytes finds its series in a direct-mapped cache, without hashing the
+	// name; the comparison of an identical string stops at the pointer.
+	slot := &c.cache[uint64(uintptr(unsafe.Pointer(unsafe.StringData(name))))*0x9E3779B97F4A7C15>>(64-cacheBits)]
+	if s := slot.Load(); s != nil && s.name == name {
+		return s
+	}
+	s := c.lookupMap(name)
+	slot.Store(s)
+	return s
+}
+
+func (c *Collector) lookupMap(name string) *series {
+	if s, ok := (*c.series.Load())[name]; ok {
+		return s
+	}
+	c.seriesMu.Lock()
+	defer c.seriesMu.Unlock()
+	old := *c.series.Load()
+	if s, ok := old[name]; ok {
+		return s
+	}
+	s := &series{name: name}
+	s.queueWait.init(c.queueLayout.durations)
+	for w := range s.execution {
+		for o := range s.execution[w] {
+			s.execution[w][o].init(c.executionLayout.durations)
+		}
+	}
+	next := make(map[string]*series, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[name] = s
+	c.series.Store(&next)
+	return s
+}
+
+// Observe records e. It is the event hook to give to core.WithEventHook, and is safe for
+// concurrent use. It takes no lock and does not allocate, except the first time it sees
+// a bulkhead.
+func (c *Collector) Observe(e core.Event) {
+	s := c.lookup(e.Bulkhead)
+	switch e.Kind {
+	case core.EventFinished:
+		if int(e.Outcome) < len(outcomeNames) {
+			waited := 0
+			if e.QueuedTime > 0 {
+				waited = 1
+				s.queueWait.observe(e.QueuedTime)
+			}
+			s.execution[waited][e.Outcome].observe(e.ExecutionTime)
+		}
+	case core.EventRejected:
+		if r := reason(e.Err); r >= 0 {
+			s.rejections[r].Add(1)
+		}
+	case core.EventTimedOut:
+		s.timeouts.Add(1)
+	case core.EventStateChanged:
+		if e.To >= 0 && int(e.To) < len(s.stateChanges) {
+			s.stateChanges[e.To].Add(1)
+		}
+	}
+}
+
+// reason maps a rejection's sentinel to its label index, or -1.
+func reason(err error) int {
+	switch err {
+	case core.ErrFull:
+		return reasonFull
+	case core.ErrCircuitOpen:
+		return reasonCircuitOpen
+	case core.ErrTimeout:
+		return reasonTimeout
+	case core.ErrShutdown:
+		return reasonShutdown
+	}
+	return -1
+}
