@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/metricvocab"
 )
 
 // Collector is a prometheus.Collector over one core.Manager: give its Observe method to
@@ -32,19 +33,12 @@ type Collector struct {
 	state                                        *prometheus.Desc
 }
 
-// Label values. The index of each name is the value it stands for (core.Outcome, reason,
-// core.State), so that Observe picks a counter by index.
+// The label values; the index of each is the value it stands for, so that Observe picks
+// a counter by index.
 var (
-	outcomeNames = [...]string{core.Success: "success", core.Failure: "failure", core.Neutral: "neutral"}
-	reasonNames  = [...]string{reasonFull: "full", reasonCircuitOpen: "circuit_open", reasonTimeout: "timeout", reasonShutdown: "shutdown"}
-	states       = [...]core.State{core.Healthy, core.Degraded, core.Isolated}
-)
-
-const (
-	reasonFull = iota
-	reasonCircuitOpen
-	reasonTimeout
-	reasonShutdown
+	outcomeNames = metricvocab.Outcomes
+	reasonNames  = metricvocab.Reasons
+	states       = metricvocab.States
 )
 
 // series is what the hook records for one bulkhead, laid out so that a call that did not
@@ -76,9 +70,7 @@ type options struct {
 
 // DefaultBuckets returns the default histogram buckets, in seconds: 100µs to 30s, about
 // three per decade. It returns a new slice each time; the caller owns it.
-func DefaultBuckets() []float64 {
-	return []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
-}
+func DefaultBuckets() []float64 { return metricvocab.DefaultBuckets() }
 
 // WithQueueWaitBuckets sets the upper bounds, in seconds, of
 // bulkman_queue_wait_duration_seconds. New copies, sorts and deduplicates them and drops
@@ -277,7 +269,7 @@ func (c *Collector) Observe(e core.Event) {
 			s.execution[waited][e.Outcome].observe(e.ExecutionTime)
 		}
 	case core.EventRejected:
-		if r := reason(e.Err); r >= 0 {
+		if r := metricvocab.Reason(e.Err); r >= 0 {
 			s.rejections[r].Add(1)
 		}
 	case core.EventTimedOut:
@@ -287,19 +279,4 @@ func (c *Collector) Observe(e core.Event) {
 			s.stateChanges[e.To].Add(1)
 		}
 	}
-}
-
-// reason maps a rejection's sentinel to its label index, or -1.
-func reason(err error) int {
-	switch err {
-	case core.ErrFull:
-		return reasonFull
-	case core.ErrCircuitOpen:
-		return reasonCircuitOpen
-	case core.ErrTimeout:
-		return reasonTimeout
-	case core.ErrShutdown:
-		return reasonShutdown
-	}
-	return -1
 }

@@ -1,0 +1,47 @@
+// Package metricvocab holds what packages prommetrics and otelmetrics must spell the
+// same way: label values, the mapping from events to them, and the default histogram
+// buckets. It is the reason both exports agree, series for series.
+package metricvocab
+
+import "github.com/bulkman-go/bulkman/core"
+
+// Outcomes are the values of the outcome label, indexed by core.Outcome.
+var Outcomes = [...]string{core.Success: "success", core.Failure: "failure", core.Neutral: "neutral"}
+
+// Reasons are the values of the reason label of rejections, indexed by what Reason
+// returns.
+var Reasons = [...]string{reasonFull: "full", reasonCircuitOpen: "circuit_open", reasonTimeout: "timeout", reasonShutdown: "shutdown"}
+
+// States are the bulkhead states, indexed by their value; their String is the value of
+// the state label.
+var States = [...]core.State{core.Healthy, core.Degraded, core.Isolated}
+
+const (
+	reasonFull = iota
+	reasonCircuitOpen
+	reasonTimeout
+	reasonShutdown
+)
+
+// Reason returns the index in Reasons of a rejection's sentinel (Event.Err), or -1 for
+// an error that is not one.
+func Reason(err error) int {
+	switch err {
+	case core.ErrFull:
+		return reasonFull
+	case core.ErrCircuitOpen:
+		return reasonCircuitOpen
+	case core.ErrTimeout:
+		return reasonTimeout
+	case core.ErrShutdown:
+		return reasonShutdown
+	}
+	return -1
+}
+
+// DefaultBuckets returns the default histogram bucket bounds in seconds: 100µs to 30s,
+// about three per decade, from a queue wait that is nothing but a handoff to a call that
+// hits a long timeout. It returns a new slice each time.
+func DefaultBuckets() []float64 {
+	return []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+}
