@@ -1,0 +1,269 @@
+// Package grpchealth keeps the per-service statuses of a gRPC health server
+// (grpc.health.v1, as served by google.golang.org/grpc/health) in step with the bulkheads
+// that guard each service: a service is NOT_SERVING while its dependency is isolated
+// (its bulkhead's circuit is open), and SERVING otherwise.
+//
+// It is opt-in per service: a Reporter touches only the services listed in its Config,
+// and never the overall status, the empty service name "". Isolating one dependency must
+// not make a load balancer pull every replica: the whole fleet shares the dependency, so
+// when its circuit opens on one replica it opens on all of them (they see the same
+// failures, or share the circuit through a CircuitStore), and an overall NOT_SERVING would
+// take every replica out of rotation at once, including everything they serve that does
+// not need the dependency. A per-service status lets the clients that health-check that
+// service (grpc-go's client-side health checking names the service in the service
+// config) stop sending it calls that would only be refused, while the rest keeps flowing.
+//
+// Wire a Reporter in three steps: its Observe method is the Manager's event hook, so that
+// a circuit that opens or closes changes the status at once; Run keeps the statuses in
+// step, also re-checking every Config.Interval in case an event was missed (or the
+// Manager has no hook):
+//
+//	hs := health.NewServer()
+//	healthpb.RegisterHealthServer(grpcServer, hs)
+//	r, err := grpchealth.New(hs, grpchealth.Config{
+//		Services: map[string][]string{"shop.Orders": {"postgres", "payments-api"}},
+//	})
+//	if err != nil { ... }
+//	m := core.NewManager(core.WithEventHook(r.Observe))
+//	go r.Run(ctx, m) // returns when ctx ends
+//
+// The end of an isolation: a bulkhead leaves Isolated only when a call arrives after its
+// IsolationDuration (the call is the first half-open probe). A service that is NOT_SERVING
+// receives no calls from health-checking clients, so waiting for the bulkhead to leave
+// Isolated by itself could keep the service out of rotation for good. So a Reporter
+// counts a bulkhead as isolated for IsolationDuration from the moment it learned of the
+// isolation, then reports the service SERVING again to let probes through; if a probe
+// fails the circuit re-opens, and the service goes NOT_SERVING for another
+// IsolationDuration. (When the circuit was opened by a peer through a CircuitStore, that
+// moment is when this process adopted it, so the estimate errs on the long side.)
+package grpchealth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/bulkman-go/bulkman/core"
+)
+
+// StatusSetter is the part of a health server a Reporter drives; *health.Server from
+// google.golang.org/grpc/health implements it.
+type StatusSetter interface {
+	SetServingStatus(service string, status healthpb.HealthCheckResponse_ServingStatus)
+}
+
+// Policy says which of a service's bulkheads must be isolated for it to be NOT_SERVING.
+type Policy int
+
+const (
+	// AnyIsolated: NOT_SERVING while any of the service's bulkheads is isolated. It suits
+	// a service that needs every one of its dependencies. The zero Policy.
+	AnyIsolated Policy = iota
+	// AllIsolated: NOT_SERVING only while all of them are. It suits a service that can
+	// still answer with any one of its dependencies (fallbacks, replicas).
+	AllIsolated
+)
+
+// DefaultInterval is the re-check period when Config.Interval is 0.
+const DefaultInterval = time.Second
+
+// Config says which services follow which bulkheads. It is plain data; New copies it.
+type Config struct {
+	// Services maps a gRPC service name as clients check it ("package.Service") to the
+	// names of the bulkheads that guard its dependencies. Names of bulkheads the Manager
+	// does not have (yet) count as not isolated. At least one service; no empty name
+	// (the overall status belongs to the server, not to a dependency); at least one
+	// bulkhead each.
+	Services map[string][]string
+	// Policy applies to every service; AnyIsolated by default. Run two Reporters on the
+	// same health server for services that need different policies.
+	Policy Policy
+	// Interval is how often Run re-checks every bulkhead, in case an event was missed
+	// (>= 0; 0 means DefaultInterval).
+	Interval time.Duration
+}
+
+// Reporter sets the serving status of a health server's services from the state of their
+// bulkheads. It is safe for concurrent use; Observe may be called before, during and
+// after Run. The zero Reporter is not usable: call New.
+type Reporter struct {
+	hs       StatusSetter
+	services map[string][]string
+	names    []string // service names, sorted, for a stable order of updates
+	policy   Policy
+	interval time.Duration
+
+	wake    chan struct{} // a state changed: re-check now
+	running atomic.Bool
+	// sent is the status last set per service; only Run's goroutine uses it.
+	sent map[string]healthpb.HealthCheckResponse_ServingStatus
+
+	mu sync.Mutex
+	// since is when the Reporter learned that a bulkhead became isolated, by name.
+	since map[string]time.Time
+	// watched is the set of bulkhead names the services follow.
+	watched map[string]bool
+}
+
+// New returns a Reporter that drives hs as cfg says. It returns an error naming every
+// problem with hs and cfg.
+func New(hs StatusSetter, cfg Config) (*Reporter, error) {
+	var errs []error
+	if hs == nil {
+		errs = append(errs, errors.New("grpchealth: nil StatusSetter"))
+	}
+	if len(cfg.Services) == 0 {
+		errs = append(errs, errors.New("grpchealth: Config.Services is empty"))
+	}
+	r := &Reporter{
+		hs:       hs,
+		services: make(map[string][]string, len(cfg.Services)),
+		policy:   cfg.Policy,
+		interval: cfg.Interval,
+		wake:     make(chan struct{}, 1),
+		since:    make(map[string]time.Time),
+		watched:  make(map[string]bool),
+		sent:     make(map[string]healthpb.HealthCheckResponse_ServingStatus),
+	}
+	for _, svc := range slices.Sorted(maps.Keys(cfg.Services)) {
+		bulkheads := cfg.Services[svc]
+		switch {
+		case svc == "":
+			errs = append(errs, errors.New(`grpchealth: Config.Services: the overall status "" is not a service a bulkhead may turn off`))
+			continue
+		case len(bulkheads) == 0:
+			errs = append(errs, fmt.Errorf("grpchealth: Config.Services[%q]: no bulkheads", svc))
+			continue
+		}
+		r.services[svc] = slices.Clone(bulkheads)
+		r.names = append(r.names, svc)
+		for _, b := range bulkheads {
+			r.watched[b] = true
+		}
+	}
+	switch {
+	case cfg.Policy != AnyIsolated && cfg.Policy != AllIsolated:
+		errs = append(errs, fmt.Errorf("grpchealth: Config.Policy: unknown policy %d", cfg.Policy))
+	case cfg.Interval < 0:
+		errs = append(errs, fmt.Errorf("grpchealth: Config.Interval: %v is negative", cfg.Interval))
+	case cfg.Interval == 0:
+		r.interval = DefaultInterval
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Observe takes note of a state change: it is the event hook to give to
+// core.WithEventHook. It only records the time and wakes Run, so it is quick and never
+// calls back into the bulkhead.
+func (r *Reporter) Observe(e core.Event) {
+	if e.Kind != core.EventStateChanged || !r.watched[e.Bulkhead] {
+		return
+	}
+	r.mu.Lock()
+	if e.To == core.Isolated {
+		r.since[e.Bulkhead] = time.Now()
+	} else {
+		delete(r.since, e.Bulkhead)
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// Run sets every service's status at once, then again whenever a watched bulkhead
+// changes state (through Observe), when an isolation ends, and every Interval, reading
+// the bulkheads of m. It returns nil when ctx ends, leaving the statuses as they are
+// (the server's Shutdown is the way to announce that the process is going away). It
+// returns an error at once if m is nil or Run is already running.
+func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
+	if m == nil {
+		return errors.New("grpchealth: Run: nil Manager")
+	}
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("grpchealth: Run is already running")
+	}
+	defer r.running.Store(false)
+
+	timer := time.NewTimer(r.interval)
+	defer timer.Stop()
+	tick := time.Now()
+	for {
+		now := time.Now()
+		periodic := !now.Before(tick)
+		if periodic {
+			tick = now.Add(r.interval)
+		}
+		wait := tick.Sub(now)
+		if end, ok := r.update(m, now, periodic); ok {
+			wait = min(wait, end.Sub(now))
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// update sets the status of every service whose status changed, or of every service when
+// all is true. It returns when the first isolation it counts ends, if any.
+func (r *Reporter) update(m *core.Manager, now time.Time, all bool) (next time.Time, ok bool) {
+	isolated := make(map[string]bool, len(r.watched))
+	r.mu.Lock()
+	for name := range r.watched {
+		b, found := m.Get(name)
+		if !found || b.State() != core.Isolated {
+			delete(r.since, name)
+			continue
+		}
+		since, known := r.since[name]
+		if !known { // isolated before Run started, or an event was missed
+			since = now
+			r.since[name] = now
+		}
+		if end := since.Add(b.Config().IsolationDuration); now.Before(end) {
+			isolated[name] = true
+			if !ok || end.Before(next) {
+				next, ok = end, true
+			}
+		}
+	}
+	r.mu.Unlock()
+
+	for _, svc := range r.names {
+		status := r.status(svc, isolated)
+		if last, ok := r.sent[svc]; all || !ok || status != last {
+			r.hs.SetServingStatus(svc, status)
+			r.sent[svc] = status
+		}
+	}
+	return next, ok
+}
+
+// status applies the policy to the service's bulkheads.
+func (r *Reporter) status(svc string, isolated map[string]bool) healthpb.HealthCheckResponse_ServingStatus {
+	n := 0
+	for _, b := range r.services[svc] {
+		if isolated[b] {
+			n++
+		}
+	}
+	if (r.policy == AnyIsolated && n > 0) || (r.policy == AllIsolated && n == len(r.services[svc])) {
+		return healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	return healthpb.HealthCheckResponse_SERVING
+}
