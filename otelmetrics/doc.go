@@ -12,7 +12,7 @@
 //	if err != nil { ... }
 //	defer r.Close()
 //	m := core.NewManager(core.WithEventHook(r.Observe)) // counters and histograms
-//	r.Watch(m)                                         // observable instruments
+//	r.Watch(m)                                          // observable instruments
 //
 // The instruments, on the meter named "github.com/bulkman-go/bulkman/otelmetrics"; every
 // measurement has the attribute bulkhead (the bulkhead's name):

@@ -10,7 +10,7 @@
 //
 //	c := prommetrics.New()
 //	m := core.NewManager(core.WithEventHook(c.Observe)) // counters and histograms
-//	c.Watch(m)                                         // gauges, read at scrape time
+//	c.Watch(m)                                          // gauges, read at scrape time
 //	reg.MustRegister(c)
 //
 // Every series has the label bulkhead (the bulkhead's name). The metrics, all prefixed

@@ -1,0 +1,95 @@
+package otelmetrics_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/otelmetrics"
+	"github.com/bulkman-go/bulkman/prommetrics"
+)
+
+// TestPrometheusParity: exported through OpenTelemetry's Prometheus exporter (default
+// translation), the instruments become the metric families of prommetrics, with the same
+// types, label names and counter values.
+func TestPrometheusParity(t *testing.T) {
+	promReg, otelReg := prometheus.NewRegistry(), prometheus.NewRegistry()
+	collector := prommetrics.New()
+	require.NoError(t, promReg.Register(collector))
+	exporter, err := otelprom.New(otelprom.WithRegisterer(otelReg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+	require.NoError(t, err)
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	defer func() { assert.NoError(t, mp.Shutdown(context.Background())) }()
+	recorder, err := otelmetrics.New(mp)
+	require.NoError(t, err)
+
+	m := core.NewManager(core.WithEventHook(collector.Observe), core.WithEventHook(recorder.Observe))
+	collector.Watch(m)
+	recorder.Watch(m)
+	cfg := core.DefaultConfig("payments")
+	cfg.CircuitBreakerEnabled, cfg.FailureThreshold, cfg.IsolationDuration = true, 1, time.Hour
+	b, err := m.Create(cfg)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, _ = core.Execute(ctx, b, sleepThen(0, nil))
+	_, _ = core.Execute(ctx, b, sleepThen(0, errBoom)) // opens
+	_, _ = core.Execute(ctx, b, sleepThen(0, nil))     // refused
+
+	type family struct {
+		kind   string
+		labels []string
+		values map[string]float64 // counters: by label values
+	}
+	gather := func(g prometheus.Gatherer) map[string]family {
+		t.Helper()
+		mfs, err := g.Gather()
+		require.NoError(t, err)
+		out := map[string]family{}
+		for _, mf := range mfs {
+			f := family{kind: mf.GetType().String(), values: map[string]float64{}}
+			for _, metric := range mf.GetMetric() {
+				var key string
+				for _, l := range metric.GetLabel() {
+					if !slices.Contains(f.labels, l.GetName()) {
+						f.labels = append(f.labels, l.GetName())
+					}
+					key += l.GetName() + "=" + l.GetValue() + ","
+				}
+				if c := metric.GetCounter(); c != nil {
+					f.values[key] = c.GetValue()
+				}
+			}
+			slices.Sort(f.labels)
+			out[mf.GetName()] = f
+		}
+		return out
+	}
+	want, got := gather(promReg), gather(otelReg)
+	require.Len(t, want, 12)
+	for name, w := range want {
+		g, ok := got[name]
+		if !assert.True(t, ok, "OpenTelemetry has no %s (it has %v)", name, keys(got)) {
+			continue
+		}
+		assert.Equal(t, w.kind, g.kind, name)
+		assert.Equal(t, w.labels, g.labels, name)
+		assert.Equal(t, w.values, g.values, name)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
