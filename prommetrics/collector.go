@@ -1,6 +1,7 @@
 package prommetrics
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -19,11 +20,12 @@ import (
 type Collector struct {
 	manager atomic.Pointer[core.Manager]
 
-	// series maps a bulkhead's name to its counters. The map is copied on write (once per
-	// new bulkhead), so that Observe reads it without a lock or an allocation.
+	// series maps a bulkhead's name to its counters, and byAddr the address of the
+	// name's bytes (see lookup). Both maps are copied on write (once per new bulkhead), so
+	// that Observe reads them without a lock or an allocation.
 	series   atomic.Pointer[map[string]*series]
-	seriesMu sync.Mutex // serialises writers of series
-	cache    [1 << cacheBits]atomic.Pointer[series]
+	byAddr   atomic.Pointer[map[*byte]*series]
+	seriesMu sync.Mutex // serialises writers of series and byAddr
 
 	queueLayout, executionLayout layout
 
@@ -86,8 +88,6 @@ func WithExecutionBuckets(bounds []float64) Option {
 	return func(o *options) { o.executionBuckets = bounds }
 }
 
-const cacheBits = 6
-
 const (
 	namespace     = "bulkman"
 	labelBulkhead = "bulkhead"
@@ -135,8 +135,8 @@ func New(opts ...Option) *Collector {
 			"1 for the bulkhead's current state, 0 for the others: healthy (circuit closed, or no breaker), degraded (half-open), isolated (open).",
 			"state"),
 	}
-	empty := map[string]*series{}
-	c.series.Store(&empty)
+	c.series.Store(&map[string]*series{})
+	c.byAddr.Store(&map[*byte]*series{})
 	return c
 }
 
@@ -216,18 +216,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // lookup returns the series of bulkhead name, creating it the first time.
 func (c *Collector) lookup(name string) *series {
 	// A bulkhead passes the same string (its own name) in every event, so the address of
-	// the name's bytes finds its series in a direct-mapped cache, without hashing the
-	// name; the comparison of an identical string stops at the pointer.
-	slot := &c.cache[uint64(uintptr(unsafe.Pointer(unsafe.StringData(name))))*0x9E3779B97F4A7C15>>(64-cacheBits)]
-	if s := slot.Load(); s != nil && s.name == name {
+	// the name's bytes finds its series without hashing or comparing the name. A
+	// string with the same name at another address takes the slow path, and still finds
+	// the same series.
+	p := unsafe.StringData(name)
+	if s, ok := (*c.byAddr.Load())[p]; ok && len(s.name) == len(name) {
 		return s
 	}
-	s := c.lookupMap(name)
-	slot.Store(s)
-	return s
+	return c.lookupSlow(name)
 }
 
-func (c *Collector) lookupMap(name string) *series {
+func (c *Collector) lookupSlow(name string) *series {
 	if s, ok := (*c.series.Load())[name]; ok {
 		return s
 	}
@@ -244,10 +243,12 @@ func (c *Collector) lookupMap(name string) *series {
 			s.execution[w][o].init(c.executionLayout.durations)
 		}
 	}
-	next := make(map[string]*series, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
+	// Only the address of the first string seen is remembered, so that names built
+	// afresh for every event cannot grow the map.
+	byAddr := maps.Clone(*c.byAddr.Load())
+	byAddr[unsafe.StringData(name)] = s
+	c.byAddr.Store(&byAddr)
+	next := maps.Clone(old)
 	next[name] = s
 	c.series.Store(&next)
 	return s

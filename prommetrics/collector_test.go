@@ -452,3 +452,19 @@ func counterValue(t *testing.T, g prometheus.Gatherer, metric, bulkhead, second 
 	t.Fatalf("no %s{%s,%s}", metric, bulkhead, second)
 	return 0
 }
+
+// TestSameNameAnotherString: events whose name is another string with the same bytes
+// (not the bulkhead's own) count in the same series.
+func TestSameNameAnotherString(t *testing.T) {
+	c, m := setup(t)
+	b := create(t, m, "payments", nil)
+	_, err := core.Execute(context.Background(), b, sleepThen(0, nil))
+	require.NoError(t, err)
+	for range 3 {
+		c.Observe(core.Event{Kind: core.EventRejected, Bulkhead: string([]byte("payments")), Err: core.ErrFull})
+	}
+	c.Observe(core.Event{Kind: core.EventRejected, Bulkhead: "pay", Err: core.ErrFull}) // a prefix: another bulkhead
+	assert.Equal(t, 3.0, counterValue(t, registry(t, c), "bulkman_rejections_total", "payments", "full"))
+	assert.Equal(t, 1.0, counterValue(t, registry(t, c), "bulkman_rejections_total", "pay", "full"))
+	assert.Equal(t, 1.0, counterValue(t, registry(t, c), "bulkman_calls_total", "payments", "success"))
+}
