@@ -222,11 +222,20 @@ func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 // update sets the status of every service whose status changed, or of every service when
 // all is true. It returns when the first isolation it counts ends, if any.
 func (r *Reporter) update(m *core.Manager, now time.Time, all bool) (next time.Time, ok bool) {
-	isolated := make(map[string]bool, len(r.watched))
+	// Read the bulkheads first, without r.mu: Observe takes r.mu on a goroutine that may
+	// hold the bulkhead's own locks, so holding r.mu while calling into a bulkhead could
+	// deadlock.
+	isolation := make(map[string]time.Duration, len(r.watched)) // of the isolated ones
+	for name := range r.watched {
+		if b, found := m.Get(name); found && b.State() == core.Isolated {
+			isolation[name] = b.Config().IsolationDuration
+		}
+	}
+	isolated := make(map[string]bool, len(isolation))
 	r.mu.Lock()
 	for name := range r.watched {
-		b, found := m.Get(name)
-		if !found || b.State() != core.Isolated {
+		d, isIsolated := isolation[name]
+		if !isIsolated {
 			delete(r.since, name)
 			continue
 		}
@@ -235,7 +244,7 @@ func (r *Reporter) update(m *core.Manager, now time.Time, all bool) (next time.T
 			since = now
 			r.since[name] = now
 		}
-		if end := since.Add(b.Config().IsolationDuration); now.Before(end) {
+		if end := since.Add(d); now.Before(end) {
 			isolated[name] = true
 			if !ok || end.Before(next) {
 				next, ok = end, true
@@ -246,7 +255,7 @@ func (r *Reporter) update(m *core.Manager, now time.Time, all bool) (next time.T
 
 	for _, svc := range r.names {
 		status := r.status(svc, isolated)
-		if last, ok := r.sent[svc]; all || !ok || status != last {
+		if last, sent := r.sent[svc]; all || !sent || status != last {
 			r.hs.SetServingStatus(svc, status)
 			r.sent[svc] = status
 		}

@@ -1,0 +1,47 @@
+package metricvocab_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.uber.org/goleak"
+
+	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/metricvocab"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestReason(t *testing.T) {
+	for err, want := range map[error]string{
+		core.ErrFull:        "full",
+		core.ErrCircuitOpen: "circuit_open",
+		core.ErrTimeout:     "timeout",
+		core.ErrShutdown:    "shutdown",
+	} {
+		assert.Equal(t, want, metricvocab.Reasons[metricvocab.Reason(err)])
+	}
+	assert.Equal(t, -1, metricvocab.Reason(errors.New("other")))
+	assert.Equal(t, -1, metricvocab.Reason(nil))
+}
+
+// TestIndexes: the arrays are indexed by the values they name.
+func TestIndexes(t *testing.T) {
+	assert.Equal(t, "success", metricvocab.Outcomes[core.Success])
+	assert.Equal(t, "failure", metricvocab.Outcomes[core.Failure])
+	assert.Equal(t, "neutral", metricvocab.Outcomes[core.Neutral])
+	for i, s := range metricvocab.States {
+		assert.Equal(t, core.State(i), s)
+	}
+}
+
+func TestDefaultBuckets(t *testing.T) {
+	b := metricvocab.DefaultBuckets()
+	assert.True(t, slices.IsSorted(b))
+	assert.Equal(t, 0.0001, b[0])
+	assert.Equal(t, 30.0, b[len(b)-1])
+	b[0] = 42
+	assert.Equal(t, 0.0001, metricvocab.DefaultBuckets()[0], "a new slice each time")
+}
