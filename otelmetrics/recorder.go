@@ -210,8 +210,8 @@ func (r *Recorder) Observe(e core.Event) {
 	ctx := context.Background() // the hook has no context; the measurements need none
 	switch e.Kind {
 	case core.EventFinished:
-		if int(e.Outcome) < len(a.outcomes) {
-			o := &a.outcomes[e.Outcome]
+		if i := metricvocab.OutcomeIndex(e.Outcome); i >= 0 {
+			o := &a.outcomes[i]
 			r.calls.Add(ctx, 1, o.add...)
 			r.queueWait.Record(ctx, e.QueuedTime.Seconds(), a.record...)
 			r.execution.Record(ctx, e.ExecutionTime.Seconds(), o.record...)

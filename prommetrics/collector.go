@@ -35,8 +35,7 @@ type Collector struct {
 	state                                        *prometheus.Desc
 }
 
-// The label values; the index of each is the value it stands for, so that Observe picks
-// a counter by index.
+// The label values; Observe picks a counter by the index of its label value.
 var (
 	outcomeNames = metricvocab.Outcomes
 	reasonNames  = metricvocab.Reasons
@@ -261,13 +260,13 @@ func (c *Collector) Observe(e core.Event) {
 	s := c.lookup(e.Bulkhead)
 	switch e.Kind {
 	case core.EventFinished:
-		if int(e.Outcome) < len(outcomeNames) {
+		if o := metricvocab.OutcomeIndex(e.Outcome); o >= 0 {
 			waited := 0
 			if e.QueuedTime > 0 {
 				waited = 1
 				s.queueWait.observe(e.QueuedTime)
 			}
-			s.execution[waited][e.Outcome].observe(e.ExecutionTime)
+			s.execution[waited][o].observe(e.ExecutionTime)
 		}
 	case core.EventRejected:
 		if r := metricvocab.Reason(e.Err); r >= 0 {

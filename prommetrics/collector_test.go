@@ -468,3 +468,26 @@ func TestSameNameAnotherString(t *testing.T) {
 	assert.Equal(t, 1.0, counterValue(t, registry(t, c), "bulkman_rejections_total", "pay", "full"))
 	assert.Equal(t, 1.0, counterValue(t, registry(t, c), "bulkman_calls_total", "payments", "success"))
 }
+
+// TestTimedOutOutcome: a TimedOut outcome (a Permit released past its deadline) counts as
+// a failure, whether core reports it as Failure (as it does) or as TimedOut.
+func TestTimedOutOutcome(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, m := setup(t)
+		b := create(t, m, "mw", func(cfg *core.Config) { cfg.Timeout = time.Second })
+		p, err := b.Acquire(context.Background())
+		require.NoError(t, err)
+		time.Sleep(2 * time.Second)
+		require.NoError(t, p.Release(core.TimedOut))
+		c.Observe(core.Event{Kind: core.EventFinished, Bulkhead: "mw", Outcome: core.TimedOut})
+		reg := registry(t, c)
+		assert.Equal(t, 2.0, counterValue(t, reg, "bulkman_calls_total", "mw", "failure"))
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			if f.GetName() == "bulkman_timeouts_total" {
+				assert.Equal(t, 1.0, f.GetMetric()[0].GetCounter().GetValue(), "core's EventTimedOut")
+			}
+		}
+	})
+}

@@ -5,8 +5,23 @@ package metricvocab
 
 import "github.com/bulkman-go/bulkman/core"
 
-// Outcomes are the values of the outcome label, indexed by core.Outcome.
-var Outcomes = [...]string{core.Success: "success", core.Failure: "failure", core.Neutral: "neutral"}
+// Outcomes are the values of the outcome label, indexed by what OutcomeIndex returns.
+var Outcomes = [...]string{"success", "failure", "neutral"}
+
+// OutcomeIndex returns the index in Outcomes under which a call that ended with o is
+// counted, or -1 for an outcome it does not know. TimedOut counts as a failure, as it
+// does for the circuit (core reports such calls as Failure in EventFinished anyway).
+func OutcomeIndex(o core.Outcome) int {
+	switch o {
+	case core.Success:
+		return 0
+	case core.Failure, core.TimedOut:
+		return 1
+	case core.Neutral:
+		return 2
+	}
+	return -1
+}
 
 // Reasons are the values of the reason label of rejections, indexed by what Reason
 // returns.

@@ -29,9 +29,15 @@ func TestReason(t *testing.T) {
 
 // TestIndexes: the arrays are indexed by the values they name.
 func TestIndexes(t *testing.T) {
-	assert.Equal(t, "success", metricvocab.Outcomes[core.Success])
-	assert.Equal(t, "failure", metricvocab.Outcomes[core.Failure])
-	assert.Equal(t, "neutral", metricvocab.Outcomes[core.Neutral])
+	for o, want := range map[core.Outcome]string{
+		core.Success:  "success",
+		core.Failure:  "failure",
+		core.Neutral:  "neutral",
+		core.TimedOut: "failure",
+	} {
+		assert.Equal(t, want, metricvocab.Outcomes[metricvocab.OutcomeIndex(o)])
+	}
+	assert.Equal(t, -1, metricvocab.OutcomeIndex(core.Outcome(200)))
 	for i, s := range metricvocab.States {
 		assert.Equal(t, core.State(i), s)
 	}
