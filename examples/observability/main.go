@@ -195,7 +195,7 @@ func run(ctx context.Context, addr string, serve bool) error {
 	}
 
 	say := func(what string) {
-		fmt.Printf("%-43s payments=%-8s  health(shop.Payments)=%-11s  health(\"\")=%s\n",
+		fmt.Printf("%-46s payments=%-8s  health(shop.Payments)=%-11s  health(\"\")=%s\n",
 			what, payments.State(), checkHealth("shop.Payments"), checkHealth(""))
 	}
 	if err := cycle(ctx, payments, inventory, dep, 0, say); err != nil {
@@ -276,7 +276,7 @@ func cycle(ctx context.Context, payments, inventory *core.Bulkhead, dep *depende
 	if err := sleep(payments.Config().IsolationDuration + 100*time.Millisecond + pause); err != nil {
 		return err
 	}
-	report("4. isolation over, no call yet: let probes in")
+	report("4. isolation over, no call yet: probes allowed")
 
 	dep.down.Store(false)
 	if _, err := core.Execute(ctx, payments, dep.call); err != nil {
