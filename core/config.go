@@ -69,6 +69,8 @@ type ConfigError struct {
 	Reason   string // what the value must be, e.g. "must be at least 1"
 }
 
+// Error names the bulkhead, the field, the rule and the rejected value, e.g.
+// `bulkhead "api": MaxConcurrentCalls must be between 1 and 16777216, got 0`.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("bulkhead %q: %s %s, got %v", e.Bulkhead, e.Field, e.Reason, e.Value)
 }

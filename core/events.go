@@ -30,19 +30,24 @@ func (k EventKind) String() string {
 // Event is one thing a bulkhead did, delivered to the hooks given with WithEventHook. It is
 // passed by value and holds no pointers into the bulkhead.
 type Event struct {
-	Kind     EventKind
-	Bulkhead string
-	// EventStateChanged: the circuit's old and new states. Remote is true when the new state
-	// was adopted from a peer through a CircuitStore.
+	Kind     EventKind // what happened; it says which of the fields below are set
+	Bulkhead string    // the bulkhead's name (the same string for every event of one bulkhead)
+
+	// EventStateChanged: the circuit's old and new states.
 	From, To State
-	Remote   bool
+	// EventStateChanged: true when the new state was adopted from a peer through a
+	// CircuitStore, false for a transition of this process.
+	Remote bool
+
 	// EventRejected: the sentinel of the refusal (ErrCircuitOpen, ErrFull, ErrTimeout,
 	// ErrShutdown).
 	Err error
-	// EventFinished: how the call ended, how long it waited and how long it ran.
+
+	// EventFinished: how the call ended. Success, Failure or Neutral: a call that timed
+	// out while running is reported as Failure, after an EventTimedOut.
 	Outcome       Outcome
-	QueuedTime    time.Duration
-	ExecutionTime time.Duration
+	QueuedTime    time.Duration // EventFinished: admission to the start of the call
+	ExecutionTime time.Duration // EventFinished: start of the call to its end
 }
 
 // WithEventHook calls h for every Event of the bulkheads it configures. h runs

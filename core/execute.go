@@ -12,8 +12,8 @@ type Result[T any] struct {
 	Err           error         // fn's own error, unchanged (not wrapped); nil on success
 	ExecutionTime time.Duration // start of fn to its end (or to the timeout)
 	QueuedTime    time.Duration // admission to start of fn
-	BulkheadName  string
-	ExecutionID   ExecutionID // unique per admitted call; zero if the call was not admitted
+	BulkheadName  string        // the bulkhead's name (also set when the call was refused)
+	ExecutionID   ExecutionID   // unique per admitted call; zero if the call was not admitted
 }
 
 // Execute runs fn through b (seed: bulkhead.execute).

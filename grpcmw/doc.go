@@ -67,6 +67,11 @@
 // panic rules stay, because they keep the circuit honest whatever the codes: a caller
 // going away must not judge the dependency, and a panic must not pass for an answer.
 //
+// On a server, a handler that fails after the bulkhead's Timeout has passed (the permit's
+// deadline, not the caller's) is reported as core.TimedOut, so that the statistics count
+// it among the timed-out executions, as core.Execute would. A client reports a passed
+// deadline by its code (DeadlineExceeded: a failure by default).
+//
 // # Ordering with other interceptors
 //
 // gRPC runs chained interceptors in the order given, the first outermost

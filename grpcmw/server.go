@@ -23,7 +23,9 @@ import (
 // still unwraps to the *core.Error, and the handler is not called. When the refusal has a
 // RetryAfter (an open circuit's remaining isolation), the grpc-retry-pushback-ms trailer
 // carries it in milliseconds. The handler's own errors are returned unchanged, and
-// classified for the circuit as WithFailureCodes describes.
+// classified for the circuit as WithFailureCodes describes; an error returned once the
+// permit's deadline (not the caller's) has passed counts as timed out (core.TimedOut:
+// failed and timed out in the statistics, a failure for the circuit).
 //
 // The interceptor is safe for concurrent use.
 func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterceptor {

@@ -25,9 +25,11 @@ import (
 // not started its response (WriteHeader, Write, Flush or Hijack) when the deadline
 // passes, the client gets the timeout response at once and next's later writes are
 // discarded (they return http.ErrHandlerTimeout), as with http.TimeoutHandler; next
-// keeps running on its own goroutine and keeps its permit until it returns, and the call
-// counts as a failure. Once the response has started, the deadline only cancels the
-// context. Without a Timeout, next runs on the caller's goroutine.
+// keeps running on its own goroutine and keeps its permit until it returns. Once the
+// response has started, the deadline only cancels the context. Either way, a handler that
+// returns after the deadline counts as timed out (core.TimedOut: failed and timed out in
+// the statistics, a failure for the circuit). Without a Timeout, next runs on the caller's
+// goroutine.
 //
 // The returned handler is safe for concurrent use. A nil b returns next unchanged.
 func Handler(next http.Handler, b *core.Bulkhead, opts ...Option) http.Handler {

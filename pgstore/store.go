@@ -10,6 +10,8 @@
 //	m := core.NewManager(core.WithCircuitStore(store))
 //	defer m.Shutdown(ctx) // before store.Close
 //
+// # The table
+//
 // One row per circuit, keyed by (namespace, name), in a table New creates if it is missing:
 //
 //	namespace  text        NOT NULL
@@ -19,21 +21,29 @@
 //	updated_at timestamptz NOT NULL  -- when the writer changed state
 //	PRIMARY KEY (namespace, name)
 //
-// Times are stored in UTC to the microsecond. Writes are guarded in the database: a stored
-// OPEN whose open_until is after the database's now() is never overwritten, so the first
-// replica to open a circuit decides when it ends. Each write notifies the other replicas
-// through LISTEN/NOTIFY (one channel per table and namespace), so they adopt an OPEN
-// within milliseconds; core's HealthCheckInterval poll covers notifications lost while a
-// connection was down. Rows that are not a valid state (an unknown status, an OPEN without
-// open_until) are ignored and replaced by the next write.
+// Times are stored in UTC to the microsecond. Stores of different namespaces share the
+// table but never see each other's circuits (WithNamespace); WithTable picks another
+// table. Rows that are not a valid state (an unknown status, an OPEN without open_until)
+// are ignored and replaced by the next write.
+//
+// # Guarded writes and notifications
+//
+// Writes are guarded in the database: a stored OPEN whose open_until is after the
+// database's now() is never overwritten, so the first replica to open a circuit decides
+// when it ends. Each write notifies the other replicas through LISTEN/NOTIFY (one channel
+// per table and namespace), so they adopt an OPEN within milliseconds; core's
+// HealthCheckInterval poll covers notifications lost while a connection was down.
 //
 // The listening connection needs a session of its own: point the pool at PostgreSQL
 // itself or at a pooler in session mode (a transaction-mode pooler drops LISTEN; the
 // poll then still converges, every HealthCheckInterval).
 //
+// # Off the request path
+//
 // core never calls the store on a call's path: it loads a circuit's state when a bulkhead
 // is created, and writes transitions from a goroutine of its own with a deadline (see
-// core.WithStoreTimeout). So a slow or unreachable database delays no call.
+// core.WithStoreTimeout). So a slow or unreachable database delays no call. Shut the
+// bulkheads down before Close, so that their last transitions are written.
 package pgstore
 
 import (

@@ -8,9 +8,13 @@
 // [Server.Kill] and [Server.Restart] stop it abruptly and start it again on the same port and
 // data directory, so that fault-injection tests can watch clients lose and regain it.
 //
+// # Running as root
+//
 // PostgreSQL refuses to run as root. When the process runs as root (as CI does), initdb and
 // postgres run as the "postgres" system user that Debian's postgresql package creates; if
 // that user does not exist Start fails instead of creating one.
+//
+// # Environment
 //
 // Unlike library code, this package reads the environment, because it exists only for tests
 // and examples (it is internal):
@@ -19,6 +23,8 @@
 //     at that database (see [Server.External]).
 //   - BULKMAN_REQUIRE_POSTGRES: when non-empty, [ForTest] and [SkipOrFail] fail a test that
 //     finds no PostgreSQL binaries instead of skipping it. CI sets it (.ci/postgres.sh).
+//
+// # One server per package
 //
 // A test that needs a server of its own (to Kill it, say) calls [ForTest]. Starting one
 // takes a second or two, so a package with many tests shares one server started in
