@@ -37,19 +37,13 @@ var checkedDocs = []string{
 	"docs/migrating-from-bulkman.md",
 }
 
-// pendingTargets are link targets owned by branches the lead has yet to merge (observability
-// and per-route configuration files). Until they land, a missing one is logged, not failed;
-// once they exist they are checked like any other link. Remove an entry after its merge.
+// pendingTargets are link targets owned by a branch not merged yet (per-route configuration
+// files). Until it lands, a missing one is logged, not failed; once they exist they are
+// checked like any other link. Remove the entries after the merge.
 var pendingTargets = map[string]bool{
-	"docs/observability.md":  true,
-	"docs/configuration.md":  true,
-	"examples/observability": true,
-	"examples/config":        true,
-	"prommetrics":            true,
-	"otelmetrics":            true,
-	"grpchealth":             true,
-	"statuspage":             true,
-	"config":                 true,
+	"docs/configuration.md": true,
+	"examples/config":       true,
+	"config":                true,
 }
 
 // seedSections are the sections of the Python library's user guide (the seed) that the Go

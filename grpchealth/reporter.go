@@ -3,6 +3,8 @@
 // that guard each service: a service is NOT_SERVING while its dependency is isolated
 // (its bulkhead's circuit is open), and SERVING otherwise.
 //
+// # Per service, never overall
+//
 // It is opt-in per service: a Reporter touches only the services listed in its Config,
 // and never the overall status, the empty service name "". Isolating one dependency must
 // not make a load balancer pull every replica: the whole fleet shares the dependency, so
@@ -12,6 +14,8 @@
 // not need the dependency. A per-service status lets the clients that health-check that
 // service (grpc-go's client-side health checking names the service in the service
 // config) stop sending it calls that would only be refused, while the rest keeps flowing.
+//
+// # Wiring
 //
 // Wire a Reporter in three steps: its Observe method is the Manager's event hook, so that
 // a circuit that opens or closes changes the status at once; Run keeps the statuses in
@@ -27,7 +31,9 @@
 //	m := core.NewManager(core.WithEventHook(r.Observe))
 //	go r.Run(ctx, m) // returns when ctx ends
 //
-// The end of an isolation: a bulkhead leaves Isolated only when a call arrives after its
+// # The end of an isolation
+//
+// A bulkhead leaves Isolated only when a call arrives after its
 // IsolationDuration (the call is the first half-open probe). A service that is NOT_SERVING
 // receives no calls from health-checking clients, so waiting for the bulkhead to leave
 // Isolated by itself could keep the service out of rotation for good. So a Reporter
@@ -56,6 +62,9 @@ import (
 // StatusSetter is the part of a health server a Reporter drives; *health.Server from
 // google.golang.org/grpc/health implements it.
 type StatusSetter interface {
+	// SetServingStatus sets the status of service. A Reporter calls it from Run's
+	// goroutine only, for the services of its Config (never ""): when a status changes,
+	// and for every service at each periodic re-check.
 	SetServingStatus(service string, status healthpb.HealthCheckResponse_ServingStatus)
 }
 

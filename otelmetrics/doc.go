@@ -3,6 +3,8 @@
 // with names that an OpenTelemetry-to-Prometheus exporter turns into the same metric and
 // label names.
 //
+// # Two sources
+//
 // Like prommetrics it has two sources. The observable instruments (running, queued and
 // abandoned calls, the limits, the state) are read from Manager.Stats in a callback, when
 // a reader collects, and cost nothing on the path of a call. The counters and histograms
@@ -13,6 +15,8 @@
 //	defer r.Close()
 //	m := core.NewManager(core.WithEventHook(r.Observe)) // counters and histograms
 //	r.Watch(m)                                          // observable instruments
+//
+// # Instruments
 //
 // The instruments, on the meter named "github.com/bulkman-go/bulkman/otelmetrics"; every
 // measurement has the attribute bulkhead (the bulkhead's name):

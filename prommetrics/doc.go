@@ -1,5 +1,7 @@
 // Package prommetrics exports what a core.Manager's bulkheads do as Prometheus metrics.
 //
+// # Two sources
+//
 // A Collector has two sources. Gauges (running, queued and abandoned calls, the limits, the
 // state) are read from Manager.Stats when Prometheus scrapes, so they cost nothing on the
 // path of a call. Counters (calls by outcome, rejections by reason, timeouts, state
@@ -12,6 +14,8 @@
 //	m := core.NewManager(core.WithEventHook(c.Observe)) // counters and histograms
 //	c.Watch(m)                                          // gauges, read at scrape time
 //	reg.MustRegister(c)
+//
+// # Metrics
 //
 // Every series has the label bulkhead (the bulkhead's name). The metrics, all prefixed
 // bulkman_:

@@ -3,6 +3,8 @@
 // page that polls it every second and shows each bulkhead's state, running and queued
 // calls against their limits, and its rejection rate.
 //
+// # Mounting
+//
 // Both handlers are read-only (GET and HEAD; anything else gets 405) and are mounted only
 // where the caller mounts them; the package registers nothing. They show operational
 // details (bulkhead names, limits, traffic), so mount them where the rest of your
