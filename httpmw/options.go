@@ -1,0 +1,38 @@
+package httpmw
+
+import "net/http"
+
+// Option configures Handler, Middleware or Transport. Options are applied once, when the
+// handler or transport is built.
+type Option func(*options)
+
+type options struct {
+	reject func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+func buildOptions(opts []Option) options {
+	o := options{reject: WriteRejection}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
+// WithRejectionHandler replaces the response Handler and Middleware write when a request
+// is not served: h gets the request and why. err is a *core.Error wrapping core.ErrFull,
+// core.ErrCircuitOpen, core.ErrShutdown or core.ErrTimeout (the request waited in the
+// queue too long, or the handler had not started its response by the deadline), or the
+// request context's error if the client gave up while queued.
+//
+// h must be safe for concurrent use. It may call WriteRejection to keep the default
+// response and add to it. A nil h keeps the default. Transport ignores this option: a
+// client gets the error from RoundTrip.
+func WithRejectionHandler(h func(w http.ResponseWriter, r *http.Request, err error)) Option {
+	return func(o *options) {
+		if h != nil {
+			o.reject = h
+		}
+	}
+}

@@ -1,0 +1,222 @@
+package httpmw
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/bulkman-go/bulkman/core"
+)
+
+// Selector picks the bulkhead that guards r. A nil result lets r through unguarded.
+//
+// A Selector is called once per request, on the request's goroutine, and may be called
+// concurrently for different requests; it must not modify r.
+type Selector func(r *http.Request) *core.Bulkhead
+
+// ByPattern returns a Selector that maps requests to bulkheads by http.ServeMux
+// patterns, such as "GET /users/{id}", "/static/", "POST example.com/x" or "/{$}", with
+// the precedence ServeMux itself uses: host patterns first, then the most specific
+// method and path. Requests that match no pattern are unguarded.
+//
+// It works wherever the middleware sits:
+//   - Around a whole mux (before routing), it matches r against the patterns itself,
+//     exactly as a ServeMux holding only these patterns would route r.
+//   - On one route (after routing, when r.Pattern is set, as ServeMux and chi do), a
+//     key equal to r.Pattern wins; otherwise r is matched as above.
+//
+// ByPattern copies routes. A nil bulkhead in routes makes its pattern an explicit
+// exception: requests it matches are unguarded even where a more general pattern would
+// guard them. It returns an error naming the pattern when a key is not a valid ServeMux
+// pattern or conflicts with another key (two patterns that match the same requests
+// without one being more specific, as ServeMux.Handle would panic).
+//
+// The Selector is safe for concurrent use. Selecting by a pattern without wildcards
+// allocates nothing; a wildcard or prefix match may allocate, as ServeMux does.
+func ByPattern(routes map[string]*core.Bulkhead) (Selector, error) {
+	t := &patternTable{
+		byPattern: make(map[string]*core.Bulkhead, len(routes)),
+		mux:       http.NewServeMux(),
+		exact:     make(map[exactKey]*core.Bulkhead),
+		firstSegs: make(map[string]struct{}),
+		prefilter: true,
+	}
+	keys := make([]string, 0, len(routes))
+	for k := range routes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // deterministic errors
+	for _, pat := range keys {
+		if err := register(t.mux, pat); err != nil {
+			return nil, err
+		}
+		b := routes[pat]
+		t.byPattern[pat] = b
+		t.index(pat, b)
+	}
+	return t.selectBulkhead, nil
+}
+
+// register adds pat to mux, turning ServeMux's panic on a bad or conflicting pattern
+// into an error.
+func register(mux *http.ServeMux, pat string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			// ServeMux's message points at this file ("registered at ..."), which would
+			// only confuse; the patterns themselves say it all.
+			msg := registeredAt.ReplaceAllString(fmt.Sprint(p), "")
+			msg = strings.Join(strings.Fields(msg), " ")
+			if strings.HasPrefix(msg, "pattern ") {
+				err = errors.New("httpmw: " + msg)
+			} else {
+				err = fmt.Errorf("httpmw: pattern %q: %s", pat, msg)
+			}
+		}
+	}()
+	mux.Handle(pat, marker{})
+	return nil
+}
+
+var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
+
+// marker is the handler registered in the private mux; only the matched pattern matters.
+type marker struct{}
+
+func (marker) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// patternTable answers "which pattern would ServeMux pick" with the mux itself, behind
+// two shortcuts that allocate nothing and provably give the mux's answer:
+//   - exact: patterns without wildcards, trailing-slash prefixes or escapes. An exact
+//     match for the request's method (or GET for HEAD, or no method) wins over every
+//     other pattern of the same host class, because ServeMux refuses to register any
+//     pattern that would beat it (see TestByPatternAgreesWithServeMux).
+//   - firstSegs: when no pattern has a wildcard or a prefix match in its first path
+//     segment, a request whose first segment starts no pattern matches nothing.
+type patternTable struct {
+	byPattern map[string]*core.Bulkhead
+	mux       *http.ServeMux
+	exact     map[exactKey]*core.Bulkhead
+	hosts     map[string]struct{} // hosts named by any pattern; nil if none
+	firstSegs map[string]struct{}
+	prefilter bool
+}
+
+type exactKey struct{ method, host, path string }
+
+func (t *patternTable) selectBulkhead(r *http.Request) *core.Bulkhead {
+	if r.Pattern != "" {
+		if b, ok := t.byPattern[r.Pattern]; ok {
+			return b
+		}
+	}
+	if r.URL == nil {
+		return nil
+	}
+	if r.Method == http.MethodConnect {
+		return t.viaMux(r) // ServeMux treats CONNECT paths and hosts differently
+	}
+	p := r.URL.EscapedPath()
+	host := stripHostPort(r.Host)
+	if _, ok := t.hosts[host]; ok && host != "" {
+		if b, ok := t.lookupExact(r.Method, host, p); ok {
+			return b
+		}
+		return t.viaMux(r)
+	}
+	if b, ok := t.lookupExact(r.Method, "", p); ok {
+		return b
+	}
+	// The prefilter reads the first segment as ServeMux would: only for a clean path,
+	// since cleaning ("/a/../b") may change it.
+	if t.prefilter && len(p) > 1 && p[0] == '/' &&
+		!strings.Contains(p, "/.") && !strings.Contains(p, "//") && strings.IndexByte(p, '%') < 0 {
+		seg, _, _ := strings.Cut(p[1:], "/")
+		if _, ok := t.firstSegs[seg]; !ok {
+			return nil
+		}
+	}
+	return t.viaMux(r)
+}
+
+func (t *patternTable) lookupExact(method, host, p string) (*core.Bulkhead, bool) {
+	if len(t.exact) == 0 {
+		return nil, false
+	}
+	if b, ok := t.exact[exactKey{method, host, p}]; ok {
+		return b, true
+	}
+	if method == http.MethodHead {
+		if b, ok := t.exact[exactKey{http.MethodGet, host, p}]; ok {
+			return b, true
+		}
+	}
+	b, ok := t.exact[exactKey{"", host, p}]
+	return b, ok
+}
+
+func (t *patternTable) viaMux(r *http.Request) *core.Bulkhead {
+	_, pat := t.mux.Handler(r)
+	return t.byPattern[pat]
+}
+
+// index records what the shortcuts need to know about pat, already accepted by the mux.
+func (t *patternTable) index(pat string, b *core.Bulkhead) {
+	method, rest := "", pat
+	if i := strings.IndexAny(pat, " \t"); i >= 0 {
+		method, rest = pat[:i], strings.TrimLeft(pat[i+1:], " \t")
+	}
+	i := strings.IndexByte(rest, '/')
+	host, p := rest[:i], rest[i:]
+	if host != "" {
+		if t.hosts == nil {
+			t.hosts = make(map[string]struct{})
+		}
+		t.hosts[host] = struct{}{}
+	}
+
+	// The first segment, for the prefilter.
+	first, _, _ := strings.Cut(p[1:], "/")
+	switch {
+	case p == "/{$}":
+		// Matches only "/", which the prefilter never filters.
+	case first == "" || strings.ContainsAny(first, "{}%"):
+		t.prefilter = false // "/", a wildcard or an escape up front: cannot tell
+	default:
+		t.firstSegs[first] = struct{}{}
+	}
+
+	// Exact patterns: no wildcard but a final {$}, no escapes, clean.
+	exactPath, ok := strings.CutSuffix(p, "{$}")
+	if strings.ContainsAny(exactPath, "{}%") {
+		return
+	}
+	if !ok && strings.HasSuffix(p, "/") {
+		return // a prefix pattern
+	}
+	clean := path.Clean(exactPath)
+	if ok && clean != "/" {
+		clean += "/"
+	}
+	if clean != exactPath || (&url.URL{Path: exactPath}).EscapedPath() != exactPath {
+		return
+	}
+	t.exact[exactKey{method, host, exactPath}] = b
+}
+
+// stripHostPort is ServeMux's: r.Host without a port, or unchanged if it has none.
+func stripHostPort(h string) string {
+	if strings.IndexByte(h, ':') < 0 {
+		return h
+	}
+	host, _, err := net.SplitHostPort(h)
+	if err != nil {
+		return h
+	}
+	return host
+}

@@ -1,0 +1,242 @@
+package httpmw
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bulkman-go/bulkman/core"
+)
+
+// The states of a timed response. Whoever moves it out of pending owns the real
+// ResponseWriter: the handler (started) or the deadline (timedOut).
+const (
+	pending = iota
+	started
+	timedOut
+)
+
+// timedCall is a request served under a bulkhead Timeout. The handler runs on its own
+// goroutine so that ServeHTTP can answer at the deadline if the handler has not started
+// its response by then, as http.TimeoutHandler does. Unlike TimeoutHandler it does not
+// buffer: once the handler starts its response it owns the connection, and the deadline
+// only cancels its context.
+type timedCall struct {
+	w    http.ResponseWriter
+	done chan struct{} // closed when the handler has returned and the permit is released
+
+	mu       sync.Mutex
+	state    int
+	status   int
+	hijacked bool
+	header   http.Header // the handler's headers while pending (and after a timeout)
+
+	panicked bool
+	panicVal any
+}
+
+// serveTimed serves r under p, which has a deadline.
+func (g *guard) serveTimed(w http.ResponseWriter, r *http.Request, p core.Permit, deadline time.Time) {
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	c := &timedCall{w: w, done: make(chan struct{})}
+	go c.run(g.next, r, r.WithContext(ctx), ctx, cancel, p)
+
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		// The deadline passed (not the client's own end: then the handler is left to
+		// notice and return). If the response has not started, answer now.
+		if r.Context().Err() == nil && c.claim(timedOut) {
+			b := p.Bulkhead()
+			g.reject(w, r, &core.Error{Bulkhead: b.Name(), Err: core.ErrTimeout})
+			return // the handler goes on alone; its permit is released when it returns
+		}
+		<-c.done
+	}
+	if c.panicked && c.panicVal != nil {
+		panic(c.panicVal) // after the release, on the ServeHTTP goroutine
+	}
+}
+
+// run calls the handler and, when it returns, records the outcome and frees the permit.
+// A panic is handed to the ServeHTTP goroutine; if that has already answered at the
+// deadline, there is nobody to give it to and it is dropped (as http.TimeoutHandler
+// does), still counting as a failure.
+func (c *timedCall) run(next http.Handler, orig, r *http.Request, ctx context.Context, cancel context.CancelFunc, p core.Permit) {
+	returned := false
+	defer func() {
+		if !returned {
+			c.panicked, c.panicVal = true, recover()
+		}
+		c.claim(started) // an empty response: keep its headers
+		c.mu.Lock()
+		state, status, hijacked := c.state, c.status, c.hijacked
+		c.mu.Unlock()
+		o := core.Success
+		switch {
+		case c.panicked || state == timedOut:
+			o = core.Failure
+		case hijacked:
+		case orig.Context().Err() != nil:
+			o = core.Neutral // the client went away
+		case ctx.Err() != nil || status >= 500:
+			o = core.Failure // the deadline passed while it ran, or it failed
+		}
+		cancel()
+		_ = p.Release(o)
+		close(c.done)
+	}()
+	next.ServeHTTP(c, r)
+	returned = true
+}
+
+// claim moves a pending response to state. For started, it hands the handler's
+// headers over to the real response. It reports whether the caller now owns it.
+func (c *timedCall) claim(state int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.claimLocked(state)
+}
+
+func (c *timedCall) claimLocked(state int) bool {
+	if c.state != pending {
+		return c.state == state
+	}
+	c.state = state
+	if state == started && c.header != nil {
+		dst := c.w.Header()
+		for k, v := range c.header {
+			dst[k] = v
+		}
+		c.header = nil
+	}
+	return true
+}
+
+// own reports whether the handler owns the real response, starting it if it was
+// pending and recording code (0: unknown yet).
+func (c *timedCall) own(code int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.claimLocked(started) {
+		return false
+	}
+	if c.status == 0 && code != 0 {
+		c.status = code
+	}
+	return true
+}
+
+func (c *timedCall) Header() http.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == started {
+		return c.w.Header() // trailers set after WriteHeader land here
+	}
+	if c.header == nil {
+		c.header = make(http.Header)
+	}
+	return c.header
+}
+
+func (c *timedCall) WriteHeader(code int) {
+	status := 0
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		status = code
+	}
+	if c.own(status) {
+		c.w.WriteHeader(code)
+	}
+}
+
+func (c *timedCall) Write(p []byte) (int, error) {
+	if !c.own(http.StatusOK) {
+		return 0, http.ErrHandlerTimeout
+	}
+	return c.w.Write(p)
+}
+
+func (c *timedCall) WriteString(s string) (int, error) {
+	if !c.own(http.StatusOK) {
+		return 0, http.ErrHandlerTimeout
+	}
+	return io.WriteString(c.w, s)
+}
+
+func (c *timedCall) ReadFrom(src io.Reader) (int64, error) {
+	if !c.own(http.StatusOK) {
+		return 0, http.ErrHandlerTimeout
+	}
+	if rf, ok := c.w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{c.w}, src)
+}
+
+func (c *timedCall) Flush() { _ = c.FlushError() }
+
+func (c *timedCall) FlushError() error {
+	if !c.own(http.StatusOK) {
+		return http.ErrHandlerTimeout
+	}
+	return http.NewResponseController(c.w).Flush()
+}
+
+func (c *timedCall) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !c.own(0) {
+		return nil, nil, http.ErrHandlerTimeout
+	}
+	conn, rw, err := http.NewResponseController(c.w).Hijack()
+	if err == nil {
+		c.mu.Lock()
+		c.hijacked = true
+		c.mu.Unlock()
+	}
+	return conn, rw, err
+}
+
+// The deadline setters and full duplex act on the connection, which the timeout
+// response may be using: they are refused once the deadline has answered, and are
+// serialised with it before.
+
+func (c *timedCall) SetReadDeadline(t time.Time) error {
+	return c.control(func(rc *http.ResponseController) error { return rc.SetReadDeadline(t) })
+}
+
+func (c *timedCall) SetWriteDeadline(t time.Time) error {
+	return c.control(func(rc *http.ResponseController) error { return rc.SetWriteDeadline(t) })
+}
+
+func (c *timedCall) EnableFullDuplex() error {
+	return c.control(func(rc *http.ResponseController) error { return rc.EnableFullDuplex() })
+}
+
+func (c *timedCall) control(f func(*http.ResponseController) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == timedOut {
+		return http.ErrHandlerTimeout
+	}
+	return f(http.NewResponseController(c.w))
+}
+
+// Unwrap hands the handler the real ResponseWriter, for interfaces the methods above do
+// not cover. That is taking over the response: from then on the deadline only cancels
+// the context. After a timeout it returns a writer that discards everything.
+func (c *timedCall) Unwrap() http.ResponseWriter {
+	if !c.own(0) {
+		return discard{}
+	}
+	return c.w
+}
+
+// discard is the ResponseWriter behind a response the deadline already answered.
+type discard struct{}
+
+func (discard) Header() http.Header       { return http.Header{} }
+func (discard) WriteHeader(int)           {}
+func (discard) Write([]byte) (int, error) { return 0, http.ErrHandlerTimeout }

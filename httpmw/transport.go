@@ -1,0 +1,155 @@
+package httpmw
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/bulkman-go/bulkman/core"
+)
+
+// Transport returns a client http.RoundTripper that sends each request through the
+// bulkhead sel picks for it (nil: straight to base), so that at most MaxConcurrentCalls
+// exchanges with a dependency are open at once. A nil base means http.DefaultTransport.
+//
+// The permit covers the whole exchange: it is taken before base.RoundTrip and given back
+// when the response body is closed or read to its end (or fails), or at once when
+// base.RoundTrip fails or the response has no body (http.NoBody). So close every
+// response body, as http.Client's documentation asks; an unclosed body keeps its
+// permit. A 101 Switching Protocols body stays writable (it implements io.Writer, as
+// net/http's does), and its permit is held until it is closed.
+//
+// When the bulkhead refuses, RoundTrip closes the request body (as the RoundTripper
+// contract requires) and returns the *core.Error (wrapping core.ErrFull,
+// core.ErrCircuitOpen, core.ErrShutdown or core.ErrTimeout), or the request context's
+// error if it ended while queued; http.Client wraps it in a *url.Error, and errors.Is
+// and errors.As see through both. With a bulkhead Timeout, the request's context
+// carries the deadline, which then bounds the whole exchange, body included.
+//
+// For the circuit: a status of 500 or more is a failure, any other status a success;
+// an exchange that breaks (base.RoundTrip or a body read fails, including when the
+// bulkhead deadline passes) is a failure, unless the request's own context had ended
+// (the caller gave up), which counts for neither. Closing a body before its end keeps
+// the status's verdict. WithRejectionHandler does not apply here.
+//
+// The RoundTripper is safe for concurrent use if base is. It does not modify the
+// request.
+func Transport(base http.RoundTripper, sel Selector, opts ...Option) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	_ = buildOptions(opts) // no option applies to the client yet; accepted for symmetry
+	return &transport{base: base, sel: sel}
+}
+
+type transport struct {
+	base http.RoundTripper
+	sel  Selector
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var b *core.Bulkhead
+	if t.sel != nil {
+		b = t.sel(req)
+	}
+	if b == nil {
+		return t.base.RoundTrip(req)
+	}
+	p, err := b.Acquire(req.Context())
+	if err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, err
+	}
+	x := &exchange{permit: p, callerCtx: req.Context()}
+	sent := req
+	if deadline, ok := p.Deadline(); ok {
+		var ctx context.Context
+		ctx, x.cancel = context.WithDeadline(req.Context(), deadline)
+		sent = req.WithContext(ctx)
+	}
+	resp, err := t.base.RoundTrip(sent)
+	if err != nil {
+		x.end(x.failure())
+		return nil, err
+	}
+	if resp.StatusCode >= 500 {
+		x.verdict = core.Failure
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		x.end(x.verdict)
+		return resp, nil
+	}
+	x.body = resp.Body
+	if w, ok := resp.Body.(io.Writer); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body = &writableBody{exchange: x, w: w}
+	} else {
+		resp.Body = x
+	}
+	return resp, nil
+}
+
+// CloseIdleConnections closes base's idle connections, if base can (http.Client's
+// CloseIdleConnections calls it).
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// exchange is one request holding a permit, and the response body that gives it back.
+type exchange struct {
+	body      io.ReadCloser
+	permit    core.Permit
+	verdict   core.Outcome // from the status
+	callerCtx context.Context
+	cancel    context.CancelFunc // ends the bulkhead deadline's context; nil without a Timeout
+	ended     atomic.Bool
+}
+
+func (x *exchange) Read(p []byte) (int, error) {
+	n, err := x.body.Read(p)
+	if err == io.EOF {
+		x.end(x.verdict)
+	} else if err != nil {
+		x.end(x.failure())
+	}
+	return n, err
+}
+
+func (x *exchange) Close() error {
+	err := x.body.Close()
+	x.end(x.verdict)
+	return err
+}
+
+// failure judges an exchange that broke: the caller's own context ending says nothing
+// about the dependency.
+func (x *exchange) failure() core.Outcome {
+	if x.callerCtx.Err() != nil {
+		return core.Neutral
+	}
+	return core.Failure
+}
+
+// end gives the permit back once, with outcome o.
+func (x *exchange) end(o core.Outcome) {
+	if !x.ended.CompareAndSwap(false, true) {
+		return
+	}
+	if x.cancel != nil {
+		x.cancel()
+	}
+	_ = x.permit.Release(o)
+}
+
+// writableBody is the body of a 101 Switching Protocols response, which the caller
+// writes to as well as reads from.
+type writableBody struct {
+	*exchange
+	w io.Writer
+}
+
+func (b *writableBody) Write(p []byte) (int, error) { return b.w.Write(p) }
