@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -98,12 +99,16 @@ func (p *parser) checkHTTP(rs []route) {
 			return
 		}
 		culprit, other, msg := parsePatternError(err)
+		culprit = original(table, culprit, "")
 		cat, ok := at[culprit]
 		if !ok {
 			p.add(pos{}, "http", err) // not in ByPattern's usual words: report it as it is
 			return
 		}
-		if oat, ok := at[other]; ok {
+		if other != "" {
+			other = original(table, other, culprit)
+		}
+		if oat, ok := at[other]; ok && other != "" {
 			if oat.line > cat.line || (oat.line == cat.line && oat.col > cat.col) {
 				culprit, other, cat, oat = other, culprit, oat, cat
 			}
@@ -114,6 +119,27 @@ func (p *parser) checkHTTP(rs []route) {
 	}
 	p.addf(pos{}, "http", "more than %d bad patterns: fix these first", maxPatternErrors)
 }
+
+// original returns the key of table that ByPattern's error calls name, other than not.
+// The error collapses runs of white space, in the patterns too, so "GET  /x" comes back
+// as "GET /x".
+func original(table map[string]*core.Bulkhead, name, not string) string {
+	if _, ok := table[name]; ok && name != not {
+		return name
+	}
+	var found []string
+	for k := range table {
+		if k != not && collapse(k) == collapse(name) {
+			found = append(found, k)
+		}
+	}
+	if len(found) == 0 {
+		return name
+	}
+	return slices.Min(found) // any will do; the smallest is deterministic
+}
+
+func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // parsePatternError reads httpmw.ByPattern's error: `httpmw: pattern "X": why` or
 // `httpmw: pattern "X" conflicts with pattern "Y": why`.
