@@ -75,7 +75,14 @@ func (e *readError) Unwrap() error { return e.err }
 // patterns that grpcmw.ByMethod or httpmw.ByPattern would not accept, and routes that name
 // a bulkhead the file does not declare. Parse never panics, whatever data holds.
 func Parse(name string, data []byte) (*File, error) {
-	p := &parser{problems: problems{file: name}}
+	return parse(name, data, nil)
+}
+
+// parse is Parse, told that the http: patterns of known are valid: a file with the same
+// patterns (a reload that changes limits or targets) skips their check, which builds a
+// ServeMux and is by far the slowest step for a large table.
+func parse(name string, data []byte, known *File) (*File, error) {
+	p := &parser{problems: problems{file: name}, known: known}
 	f := p.parse(data)
 	if err := p.err(); err != nil {
 		return nil, err
@@ -118,6 +125,7 @@ type parser struct {
 	base        core.Config     // DefaultConfig with defaults: applied
 	defaultsBad map[string]bool // fields whose defaults: value was already reported
 	declared    map[string]pos  // every bulkhead name seen, valid or not → its position
+	known       *File           // a valid File whose http: patterns need no check; may be nil
 }
 
 const topKeys = "version, defaults, bulkheads, grpc or http"
@@ -189,7 +197,9 @@ func (p *parser) parse(data []byte) *File {
 	}
 	if http != nil {
 		f.http = p.routes(f, http, "http", nil)
-		p.checkHTTP(f.http)
+		if p.known == nil || !samePatterns(f.http, p.known.http) {
+			p.checkHTTP(f.http)
+		}
 	}
 	return f
 }
@@ -305,11 +315,11 @@ func (p *parser) bulkhead(f *File, n *yaml.Node, path string) {
 	b := bulkhead{cfg: p.base, path: path, at: posOf(n), set: make(map[string]pos)}
 	named, badName := false, false
 	p.pairs(n, path, func(k string, kn, v *yaml.Node) {
-		kpath := join(path, k)
+		kpath := func() string { return join(path, k) } // only for errors: this loop is hot
 		if k == nameKey {
 			name, err := decodeName(v)
 			if err != nil {
-				p.add(posOf(v), kpath, err)
+				p.add(posOf(v), kpath(), err)
 				badName = true
 				return
 			}
@@ -319,11 +329,11 @@ func (p *parser) bulkhead(f *File, n *yaml.Node, path string) {
 		}
 		kd := keyByName[k]
 		if kd == nil {
-			p.unknown(kn, kpath, bulkheadKeyList)
+			p.unknown(kn, kpath(), bulkheadKeyList)
 			return
 		}
 		if err := kd.set(&b.cfg, v); err != nil {
-			p.add(posOf(v), kpath, err)
+			p.add(posOf(v), kpath(), err)
 			return
 		}
 		b.set[k] = posOf(v)

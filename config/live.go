@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -61,9 +62,11 @@ type Live struct {
 
 // table is one configuration's route tables.
 type table struct {
-	file *File
-	grpc grpcmw.Selector
-	http httpmw.Selector
+	file       *File
+	grpc       grpcmw.Selector
+	http       httpmw.Selector
+	grpcRoutes map[string]*core.Bulkhead // what grpc was built from
+	httpRoutes map[string]*core.Bulkhead
 }
 
 // Option configures a Live.
@@ -205,16 +208,31 @@ func (l *Live) applyLocked(f *File) error {
 			changes = append(changes, change{b, cfg})
 		}
 	}
-	grpcSel, httpSel, err := f.selectors(byName)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
+	next := &table{file: f}
+	next.grpcRoutes, next.httpRoutes = f.resolve(byName)
+	// A reload that changes limits only keeps the same tables: reuse them rather than
+	// build them again (a large http: table takes a while, see checkHTTP).
+	prev := l.cur.Load()
+	if prev != nil && maps.Equal(prev.grpcRoutes, next.grpcRoutes) {
+		next.grpc = prev.grpc
+	} else {
+		next.grpc = grpcmw.ByMethod(next.grpcRoutes)
+	}
+	if prev != nil && maps.Equal(prev.httpRoutes, next.httpRoutes) {
+		next.http = prev.http
+	} else {
+		sel, err := httpmw.ByPattern(next.httpRoutes)
+		if err != nil { // cannot happen: Parse checked the patterns
+			return errors.Join(append(errs, fmt.Errorf("config: http routes: %w", err))...)
+		}
+		next.http = sel
 	}
 	for _, c := range changes {
 		if err := c.b.Reconfigure(c.cfg); err != nil {
 			errs = append(errs, fmt.Errorf("config: bulkhead %q: %w", c.cfg.Name, err))
 		}
 	}
-	l.cur.Store(&table{file: f, grpc: grpcSel, http: httpSel})
+	l.cur.Store(next)
 	return errors.Join(errs...)
 }
 
@@ -252,7 +270,11 @@ func (l *Live) reloadLocked(ifChanged bool) (reloaded bool, err error) {
 	if ifChanged && sum == l.lastSum {
 		return false, nil
 	}
-	f, err := Parse(l.path, data)
+	var known *File
+	if cur := l.cur.Load(); cur != nil {
+		known = cur.file
+	}
+	f, err := parse(l.path, data, known)
 	if err != nil {
 		return true, err
 	}
