@@ -112,8 +112,8 @@ func New(m *core.Manager, f *File, opts ...Option) (*Live, error) {
 // Open loads the file at path (see Load) and applies it to m, as New does; Reload and
 // Watch read the same path again.
 func Open(m *core.Manager, path string, opts ...Option) (*Live, error) {
-	if m == nil {
-		return nil, errors.New("config: Open: nil Manager")
+	if m == nil || path == "" {
+		return nil, errors.New("config: Open: nil Manager or empty path")
 	}
 	l := newLive(m, path, opts)
 	if err := l.Reload(); err != nil {
