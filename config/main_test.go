@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -39,5 +38,3 @@ func errorsOf(err error) []error {
 	}
 	return []error{err}
 }
-
-var _ = errors.New

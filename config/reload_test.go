@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bulkman-go/bulkman/config"
 	"github.com/bulkman-go/bulkman/core"
 )
 
@@ -222,4 +223,39 @@ func slicesMax(s []int) int {
 		m = max(m, v)
 	}
 	return m
+}
+
+// TestConcurrentChanges: Reload, Apply and lookups from many goroutines at once are
+// serialized (the race detector watches), and the last change wins whole.
+func TestConcurrentChanges(t *testing.T) {
+	l, m, _ := open(t, shop)
+	other, err := config.Parse("other.yaml", []byte("bulkheads:\n  - name: orders\n    max_concurrent_calls: 3\ngrpc:\n  \"*\": orders\n"))
+	require.NoError(t, err)
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for range 20 {
+				var err error
+				if g%2 == 0 {
+					err = l.Reload()
+				} else {
+					err = l.Apply(other)
+				}
+				if err != nil {
+					errs[g] = err
+					return
+				}
+				_ = l.GRPC()(context.Background(), "/shop.v1.Orders/Get")
+				_ = l.File()
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		assert.NoError(t, err)
+	}
+	require.NoError(t, l.Reload())
+	assert.Equal(t, 4, get(t, m, "orders").Config().MaxConcurrentCalls)
+	assert.Equal(t, "", grpcRoute(l, "/other.Service/M"), "the file's tables, not other.yaml's")
 }
