@@ -1,0 +1,134 @@
+package grpcmw
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	"github.com/bulkman-go/bulkman/core"
+)
+
+// UnaryServerInterceptor returns an interceptor that runs each unary handler under a
+// permit of the bulkhead sel picks for the RPC (none: the handler runs unguarded; a nil sel
+// guards nothing).
+//
+// The permit is taken before the handler runs and given back when it returns, also when
+// it panics; the panic counts as a failure and goes on up the chain (put a recovery
+// interceptor outside this one). The interceptor never returns while the handler runs.
+// When the bulkhead has a Timeout, the handler's context has the permit's deadline
+// (admission plus Timeout) unless the caller's deadline is earlier; a handler that ignores
+// it still keeps its permit until it returns.
+//
+// An RPC the bulkhead refuses gets a status error (see WithStatus for the mapping) that
+// still unwraps to the *core.Error, and the handler is not called. When the refusal has a
+// RetryAfter (an open circuit's remaining isolation), the grpc-retry-pushback-ms trailer
+// carries it in milliseconds. The handler's own errors are returned unchanged, and
+// classified for the circuit as WithFailureCodes describes.
+//
+// The interceptor is safe for concurrent use.
+func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterceptor {
+	o := buildOptions(opts)
+	if sel == nil {
+		sel = Always(nil)
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		b := sel(ctx, info.FullMethod)
+		if b == nil {
+			return handler(ctx, req)
+		}
+		p, err := b.Acquire(ctx)
+		if err != nil {
+			rej, after := o.refuse(err)
+			if after > 0 {
+				// Fails only without a server stream in ctx (a direct call): nowhere to send it.
+				_ = grpc.SetTrailer(ctx, pushback(after))
+			}
+			return nil, rej
+		}
+		hctx, cancel := permitContext(ctx, p)
+		returned := false
+		defer func() {
+			if cancel != nil {
+				cancel()
+			}
+			if !returned { // the handler panicked; the panic goes on after this
+				_ = p.Release(core.Failure)
+			}
+		}()
+		resp, err := handler(hctx, req)
+		returned = true
+		_ = p.Release(o.outcome(ctx, err))
+		return resp, err
+	}
+}
+
+// StreamServerInterceptor returns an interceptor that runs each streaming handler under a
+// permit of the bulkhead sel picks for the RPC (none: the handler runs unguarded; a nil sel
+// guards nothing). The permit covers the whole stream: it is taken before the handler runs
+// and given back when the handler returns (the stream is then over), also on a panic.
+// Everything else is as for UnaryServerInterceptor; the handler sees the permit's deadline
+// through its stream's Context.
+//
+// The interceptor is safe for concurrent use.
+func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInterceptor {
+	o := buildOptions(opts)
+	if sel == nil {
+		sel = Always(nil)
+	}
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx := ss.Context()
+		b := sel(ctx, info.FullMethod)
+		if b == nil {
+			return handler(srv, ss)
+		}
+		p, err := b.Acquire(ctx)
+		if err != nil {
+			rej, after := o.refuse(err)
+			if after > 0 {
+				ss.SetTrailer(pushback(after))
+			}
+			return rej
+		}
+		hctx, cancel := permitContext(ctx, p)
+		if cancel != nil {
+			ss = &serverStream{ServerStream: ss, ctx: hctx}
+		}
+		returned := false
+		defer func() {
+			if cancel != nil {
+				cancel()
+			}
+			if !returned { // the handler panicked; the panic goes on after this
+				_ = p.Release(core.Failure)
+			}
+		}()
+		err = handler(srv, ss)
+		returned = true
+		_ = p.Release(o.outcome(ctx, err))
+		return err
+	}
+}
+
+// permitContext returns the context for a call holding p: ctx with p's deadline when p has
+// one earlier than ctx's, and the cancel function to call when the call is over (nil when
+// ctx is returned unchanged, which costs nothing).
+func permitContext(ctx context.Context, p core.Permit) (context.Context, context.CancelFunc) {
+	d, ok := p.Deadline()
+	if !ok {
+		return ctx, nil
+	}
+	if cd, has := ctx.Deadline(); has && !d.Before(cd) {
+		return ctx, nil
+	}
+	return context.WithDeadline(ctx, d)
+}
+
+// serverStream gives a streaming handler the permit's context.
+type serverStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+var _ grpc.ServerStream = (*serverStream)(nil)
+
+func (s *serverStream) Context() context.Context { return s.ctx }
