@@ -186,8 +186,13 @@ type sample struct {
 // runLoad drives c with cfg's closed loop and reports what came back. progress, if not
 // nil, is called about every 100ms with the requests finished so far.
 func runLoad(c caller, cfg loadConfig, progress func(done int64, elapsed time.Duration)) clientReport {
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.MaxDuration)
+	// The time bound cancels the requests in flight, but is not their deadline: gRPC would
+	// send it along, and in the bound's last moments the server would fail every request
+	// at once with DeadlineExceeded.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	bound := time.AfterFunc(cfg.MaxDuration, cancel)
+	defer bound.Stop()
 	var next, done atomic.Int64
 	perClient := make([][]sample, cfg.Clients)
 	cpu0 := processCPU()
@@ -208,7 +213,7 @@ func runLoad(c caller, cfg loadConfig, progress func(done int64, elapsed time.Du
 				case o == outcomeOK:
 				case ctx.Err() != nil:
 					o = outcomeCutOff
-				case clientDeadlinePassed(rctx):
+				case cfg.ClientTimeout > 0 && clientDeadlinePassed(rctx):
 					o = outcomeClientDeadline
 				}
 				rcancel()

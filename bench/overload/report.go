@@ -84,12 +84,14 @@ func printTable(w io.Writer, title string, o options, rs []result) {
 		cores := (r.Server.CPU + r.Client.CPU).Seconds() / r.Client.Elapsed.Seconds()
 		return fmt.Sprintf("%.2f + %.2f s (%.1f cores)", r.Server.CPU.Seconds(), r.Client.CPU.Seconds(), cores)
 	})
-	row("circuit at the end", func(r result) string {
-		if r.Server.Circuit == "" {
-			return "–"
-		}
-		return r.Server.Circuit
-	})
+	if o.server.Breaker {
+		row("circuit at the end", func(r result) string {
+			if r.Server.Circuit == "" {
+				return "–"
+			}
+			return r.Server.Circuit
+		})
+	}
 
 	for _, r := range rs {
 		if r.Mode == "bulkman" {
