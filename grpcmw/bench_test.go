@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go/bulkhead"
-	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-	"github.com/failsafe-go/failsafe-go/failsafegrpc"
-	"github.com/failsafe-go/failsafe-go/timeout"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -26,9 +22,11 @@ import (
 //	go run golang.org/x/perf/cmd/benchstat@latest -col /impl grpcmw.txt
 //
 // Each benchmark's cases are named impl=..., so that benchstat puts them side by side.
-// On a busy one, where the load changes between cases that run seconds apart, read the
-// *Paired benchmarks, which interleave the cases and report the ratios themselves
-// (docs/performance-grpcmw.md has the commands).
+// On a busy one, where the load changes between cases that run seconds apart, read
+// BenchmarkUnaryRPCPaired, which interleaves the cases and reports the ratios itself.
+// The comparison with failsafe-go's failsafegrpc interceptor lives in the nested module
+// bench/ (BenchmarkGRPCUnary, BenchmarkGRPCPaired), so that failsafegrpc stays out of
+// bulkman's go.mod; docs/performance.md has the commands.
 
 // benchBulkhead never fills: the benchmarks measure the admitted path.
 func benchBulkhead(b *testing.B, breaker bool, timeout time.Duration) *core.Bulkhead {
@@ -51,16 +49,6 @@ func noopUnary(_ context.Context, req any) (any, error) { sink = req; return req
 //go:noinline
 func noopStream(srv any, _ grpc.ServerStream) error { sink = srv; return nil }
 
-// failsafeInterceptor is failsafe-go's gRPC server interceptor with the three policies a
-// bulkman bulkhead combines: a timeout, a circuit breaker and a bulkhead.
-func failsafeInterceptor() grpc.UnaryServerInterceptor {
-	return failsafegrpc.NewUnaryServerInterceptor[any](
-		timeout.New[any](time.Second),
-		circuitbreaker.NewWithDefaults[any](),
-		bulkhead.New[any](1024),
-	)
-}
-
 // BenchmarkUnaryServerInterceptor calls each interceptor directly with a no-op handler.
 func BenchmarkUnaryServerInterceptor(b *testing.B) {
 	info := &grpc.UnaryServerInfo{FullMethod: "/grpc.testing.TestService/EmptyCall"}
@@ -82,7 +70,6 @@ func BenchmarkUnaryServerInterceptor(b *testing.B) {
 		{"impl=grpcmw-breaker-timeout", func(b *testing.B) grpc.UnaryServerInterceptor {
 			return UnaryServerInterceptor(Always(benchBulkhead(b, true, time.Second)))
 		}},
-		{"impl=failsafegrpc", func(*testing.B) grpc.UnaryServerInterceptor { return failsafeInterceptor() }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			interceptor := bc.new(b)
@@ -98,7 +85,7 @@ func BenchmarkUnaryServerInterceptor(b *testing.B) {
 }
 
 // BenchmarkStreamServerInterceptor calls the stream interceptor directly with a no-op
-// handler. failsafe-go has no stream interceptor; its unary one is the comparison.
+// handler.
 func BenchmarkStreamServerInterceptor(b *testing.B) {
 	info := &grpc.StreamServerInfo{FullMethod: "/grpc.testing.TestService/FullDuplexCall", IsClientStream: true, IsServerStream: true}
 	var ss grpc.ServerStream = fakeServerStream{ctx: context.Background()}
@@ -130,75 +117,6 @@ func BenchmarkStreamServerInterceptor(b *testing.B) {
 				}
 			}
 		})
-	}
-	b.Run("impl=failsafegrpc-unary", func(b *testing.B) {
-		interceptor := failsafeInterceptor()
-		uinfo := &grpc.UnaryServerInfo{FullMethod: info.FullMethod}
-		ctx := context.Background()
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := interceptor(ctx, uinfo, uinfo, noopUnary); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
-// BenchmarkServerInterceptorsPaired calls every server interceptor of the two benchmarks
-// above in turn, in blocks of calls, so that all of them see the same load at the same
-// moment (on a busy machine, the cases of a plain benchmark run seconds apart). It reports
-// each one's ns per call ("ns/call-...") and how many times faster than failsafegrpc it
-// is ("x-failsafe-..."). One op is one block of each.
-func BenchmarkServerInterceptorsPaired(b *testing.B) {
-	const block = 64
-	uinfo := &grpc.UnaryServerInfo{FullMethod: "/grpc.testing.TestService/EmptyCall"}
-	sinfo := &grpc.StreamServerInfo{FullMethod: "/grpc.testing.TestService/FullDuplexCall", IsClientStream: true, IsServerStream: true}
-	var ss grpc.ServerStream = fakeServerStream{ctx: context.Background()}
-	ctx := context.Background()
-	unaryCase := func(i grpc.UnaryServerInterceptor) func() {
-		return func() {
-			for range block {
-				if _, err := i(ctx, uinfo, uinfo, noopUnary); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	}
-	streamCase := func(i grpc.StreamServerInterceptor) func() {
-		return func() {
-			for range block {
-				if err := i(sinfo, ss, sinfo, noopStream); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	}
-	cases := []struct {
-		name string
-		run  func()
-	}{
-		{"failsafegrpc", unaryCase(failsafeInterceptor())}, // the base: first
-		{"unary-grpcmw", unaryCase(UnaryServerInterceptor(Always(benchBulkhead(b, false, 0))))},
-		{"unary-grpcmw-breaker", unaryCase(UnaryServerInterceptor(Always(benchBulkhead(b, true, 0))))},
-		{"unary-grpcmw-breaker-timeout", unaryCase(UnaryServerInterceptor(Always(benchBulkhead(b, true, time.Second))))},
-		{"stream-grpcmw", streamCase(StreamServerInterceptor(Always(benchBulkhead(b, false, 0))))},
-		{"stream-grpcmw-breaker", streamCase(StreamServerInterceptor(Always(benchBulkhead(b, true, 0))))},
-		{"stream-grpcmw-breaker-timeout", streamCase(StreamServerInterceptor(Always(benchBulkhead(b, true, time.Second))))},
-	}
-	total := make([]time.Duration, len(cases))
-	for b.Loop() {
-		for i, c := range cases {
-			start := time.Now()
-			c.run()
-			total[i] += time.Since(start)
-		}
-	}
-	calls := float64(b.N * block)
-	for i, c := range cases {
-		b.ReportMetric(float64(total[i].Nanoseconds())/calls, "ns/call-"+c.name)
-		if i > 0 {
-			b.ReportMetric(float64(total[0])/float64(total[i]), "x-failsafe-"+c.name)
-		}
 	}
 }
 

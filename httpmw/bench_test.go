@@ -9,11 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go/bulkhead"
-	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-	"github.com/failsafe-go/failsafe-go/failsafehttp"
-	"github.com/failsafe-go/failsafe-go/timeout"
-
 	"github.com/bulkman-go/bulkman/core"
 )
 
@@ -21,6 +16,10 @@ import (
 //
 //	go test -run '^$' -bench . -benchmem -count 6 ./httpmw/ | tee httpmw.txt
 //	go run golang.org/x/perf/cmd/benchstat@latest httpmw.txt
+//
+// The comparison with failsafe-go's failsafehttp handler lives in the nested module bench/
+// (BenchmarkHTTPHandler, BenchmarkHTTPPaired), so that failsafehttp stays out of bulkman's
+// go.mod; docs/performance.md has the commands.
 
 // nopWriter is a ResponseWriter that costs nothing, so that the wrapper is measured and
 // not a recorder.
@@ -44,14 +43,6 @@ func benchBulkhead(b *testing.B, timeout time.Duration) *core.Bulkhead {
 	return bh
 }
 
-func failsafeHandler(next http.Handler) http.Handler {
-	return failsafehttp.NewHandler(next,
-		bulkhead.New[*http.Response](1024),
-		circuitbreaker.NewWithDefaults[*http.Response](),
-		timeout.New[*http.Response](time.Second),
-	)
-}
-
 // BenchmarkHandler calls each handler directly with a no-op next handler.
 func BenchmarkHandler(b *testing.B) {
 	for _, bc := range []struct {
@@ -61,7 +52,6 @@ func BenchmarkHandler(b *testing.B) {
 		{"impl=bare", nop},
 		{"impl=bulkhead", Handler(nop, benchBulkhead(b, 0))},
 		{"impl=bulkhead+timeout", Handler(nop, benchBulkhead(b, time.Second))},
-		{"impl=failsafehttp", failsafeHandler(nop)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			w := &nopWriter{h: http.Header{}}
@@ -82,7 +72,6 @@ func BenchmarkHandlerParallel(b *testing.B) {
 	}{
 		{"impl=bare", nop},
 		{"impl=bulkhead", Handler(nop, benchBulkhead(b, 0))},
-		{"impl=failsafehttp", failsafeHandler(nop)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestMain(m *testing.M) {
+	// TestChildProcess starts this test binary again as the server process.
+	if cfg := os.Getenv(childEnv); cfg != "" {
+		if err := serveChild(cfg, os.Stdin, os.Stdout, time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// small is a scaled-down scenario that runs in well under a second per run: a dependency
+// of 2 at 5ms, 20 clients.
+func small() options {
+	return options{
+		protos: []string{"grpc", "http"},
+		modes:  []string{"none", "bulkman", "failsafe"},
+		rounds: 1,
+		quiet:  true,
+		load:   loadConfig{Clients: 20, Requests: 300, MaxDuration: 10 * time.Second},
+		server: serverConfig{
+			DepLatency: 5 * time.Millisecond, DepCapacity: 2,
+			Limit: 2, Queue: 2, Timeout: 50 * time.Millisecond, MaxWait: 5 * time.Millisecond, Breaker: true,
+		},
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	o := small()
+	for _, proto := range o.protos {
+		for _, mode := range o.modes {
+			t.Run(proto+"/"+mode, func(t *testing.T) {
+				sc := o.server
+				sc.Proto, sc.Mode = proto, mode
+				r, err := runOne("", sc, o.load, nil)
+				require.NoError(t, err)
+				c, s := r.Client, r.Server
+				assert.Equal(t, o.load.Requests, c.Sent)
+				assert.False(t, c.HitTimeBound)
+				assert.Zero(t, c.Counts[outcomeOther], "other errors")
+				assert.Positive(t, c.Counts[outcomeOK], "served")
+				assert.Equal(t, int64(c.Counts[outcomeOK]), s.DepCalls, "every served request called the dependency once")
+				assert.Positive(t, s.Samples)
+				assert.GreaterOrEqual(t, s.PeakGoroutines, s.IdleGoroutines)
+				assert.Positive(t, s.PeakHeap)
+				assert.Positive(t, c.ProbeIdle.N)
+				switch mode {
+				case "none":
+					assert.Equal(t, c.Sent, c.Counts[outcomeOK], "without protection every request waits its turn")
+					assert.Greater(t, s.PeakInHandler, int64(sc.Limit))
+				case "bulkman":
+					assert.Positive(t, c.Counts[outcomeRefused])
+					assert.LessOrEqual(t, s.PeakInHandler, int64(sc.Limit))
+					assert.Positive(t, s.Refused.N, "the server saw the refusals")
+					require.NotNil(t, s.Stats)
+					assert.True(t, s.Stats.CircuitBreakerEnabled)
+					if s.Stats.TimedOutExecutions < int64(5) { // five timeouts in a row (a stalled machine) would open it
+						assert.Equal(t, "healthy", s.Circuit, "refusals of a full bulkhead do not open the circuit")
+					}
+					assert.Equal(t, int64(c.Counts[outcomeOK]), s.Stats.SuccessfulExecutions)
+				case "failsafe":
+					assert.Positive(t, c.Counts[outcomeRefused])
+					assert.LessOrEqual(t, s.PeakInHandler, int64(sc.Limit))
+					assert.GreaterOrEqual(t, c.Latency[outcomeRefused].P50, sc.MaxWait, "failsafe-go refuses after its max wait")
+				}
+			})
+		}
+	}
+}
+
+// TestChildProcess runs one scenario with the server in a process of its own, as the
+// command does.
+func TestChildProcess(t *testing.T) {
+	o := small()
+	sc := o.server
+	sc.Proto, sc.Mode = "grpc", "bulkman"
+	r, err := runOne(os.Args[0], sc, o.load, nil)
+	require.NoError(t, err)
+	assert.Equal(t, o.load.Requests, r.Client.Sent)
+	assert.Positive(t, r.Client.Counts[outcomeRefused])
+	assert.Positive(t, r.Server.Samples)
+	assert.LessOrEqual(t, r.Server.PeakInHandler, int64(sc.Limit))
+	if r.Server.Stats != nil && r.Server.Stats.TimedOutExecutions < 5 {
+		assert.Equal(t, "healthy", r.Server.Circuit)
+	}
+}
+
+func TestRunPrintsTables(t *testing.T) {
+	o := small()
+	o.protos, o.modes = []string{"http"}, []string{"none", "bulkman"}
+	o.inProcess = true
+	o.jsonOut = t.TempDir() + "/runs.json"
+	var out bytes.Buffer
+	require.NoError(t, run(o, &out, io.Discard))
+	assert.Contains(t, out.String(), "### http, round 1")
+	assert.Contains(t, out.String(), "| no protection | bulkman |")
+	assert.Contains(t, out.String(), "bulkman targets (http):")
+	b, err := os.ReadFile(o.jsonOut)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"runs"`)
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want outcome
+	}{
+		{nil, outcomeOK},
+		{status.Error(codes.ResourceExhausted, `bulkhead "dependency" is at capacity (16/16)`), outcomeRefused},
+		{status.Error(codes.Unavailable, `bulkhead "dependency": circuit is open`), outcomeRefused},
+		{status.Error(codes.DeadlineExceeded, "bulkhead timeout"), outcomeTimedOut},
+		{status.Error(codes.Unknown, "bulkhead full"), outcomeRefused},     // failsafegrpc
+		{status.Error(codes.Unknown, "timeout exceeded"), outcomeTimedOut}, // failsafegrpc
+		{status.Error(codes.Internal, "boom"), outcomeOther},
+	} {
+		assert.Equal(t, tc.want, classifyGRPC(tc.err), "%v", tc.err)
+	}
+	for _, tc := range []struct {
+		code int
+		body string
+		want outcome
+	}{
+		{http.StatusOK, okBody, outcomeOK},
+		{http.StatusOK, "", outcomeOther},
+		{http.StatusServiceUnavailable, `{"type":"urn:bulkman:full"}`, outcomeRefused},
+		{http.StatusServiceUnavailable, `{"type":"urn:bulkman:timeout"}`, outcomeTimedOut},
+		{http.StatusTooManyRequests, "bulkhead full\n", outcomeRefused},        // failsafehttp
+		{http.StatusServiceUnavailable, "timeout exceeded\n", outcomeTimedOut}, // failsafehttp
+		{http.StatusInternalServerError, "", outcomeOther},
+	} {
+		assert.Equal(t, tc.want, classifyHTTP(tc.code, tc.body), "%d %s", tc.code, tc.body)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	o, err := parseOptions(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"grpc", "http"}, o.protos)
+	assert.Equal(t, []string{"none", "bulkman", "failsafe"}, o.modes)
+	assert.Equal(t, 80, o.load.Clients)
+	assert.Equal(t, 20*time.Millisecond, o.server.DepLatency)
+	for _, args := range [][]string{
+		{"-proto", "udp"}, {"-mode", "magic"}, {"-clients", "0"}, {"-limit", "0"}, {"-queue", "-1"},
+	} {
+		_, err := parseOptions(args, io.Discard)
+		assert.Error(t, err, "%v", args)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	assert.Equal(t, summary{}, summarize(nil))
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	s := summarize(ds)
+	assert.Equal(t, summary{N: 100, P50: 50 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}, s)
+}

@@ -1,0 +1,184 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/bulkhead"
+	"github.com/failsafe-go/failsafe-go/failsafegrpc"
+	"github.com/failsafe-go/failsafe-go/failsafehttp"
+	"github.com/failsafe-go/failsafe-go/timeout"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/bulkman-go/bulkman/grpcmw"
+	"github.com/bulkman-go/bulkman/httpmw"
+)
+
+// The paired benchmarks measure the middleware rows of BenchmarkGRPCUnary and
+// BenchmarkHTTPHandler once more, interleaved: every op runs a block of calls of each row
+// in turn, so that all rows see the same load at the same moment. On this shared machine
+// the rows of a plain benchmark run seconds apart, and a burst of load from another
+// process lands on some rows and not others; a paired ratio does not move with it. They
+// moved here from grpcmw and httpmw (BenchmarkServerInterceptorsPaired and the failsafehttp
+// rows of BenchmarkHandler), so that failsafegrpc and failsafehttp stay out of bulkman's
+// go.mod.
+//
+// Each reports, per row, ns/call-<row> (mean time of one call) and x-failsafe-<row> (the
+// base row's time over this row's: how many times faster than failsafe-go with a timeout,
+// a breaker and a bulkhead; higher is better).
+
+// pairedBlock is how many calls of one row run back to back before the next row's turn:
+// long enough that reading the clock around the block costs nothing, short enough that
+// every row samples every moment.
+const pairedBlock = 64
+
+// pairedRow is one row of a paired benchmark: run makes pairedBlock calls.
+type pairedRow struct {
+	name string
+	run  func(tb testing.TB)
+}
+
+// runPaired times rows in turn (the first is the base of the ratios) and reports them.
+func runPaired(b *testing.B, rows []pairedRow) {
+	total := make([]time.Duration, len(rows))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, r := range rows {
+			start := time.Now()
+			r.run(b)
+			total[i] += time.Since(start)
+		}
+	}
+	calls := float64(b.N * pairedBlock)
+	for i, r := range rows {
+		b.ReportMetric(float64(total[i].Nanoseconds())/calls, "ns/call-"+r.name)
+		if i > 0 {
+			b.ReportMetric(float64(total[0])/float64(total[i]), "x-failsafe-"+r.name)
+		}
+	}
+}
+
+// fakeServerStream is a server stream for calling a stream interceptor directly.
+type fakeServerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s fakeServerStream) Context() context.Context { return s.ctx }
+func (s fakeServerStream) SetTrailer(metadata.MD)   {}
+
+var streamInfo = &grpc.StreamServerInfo{FullMethod: "/bench.Echo/Stream", IsClientStream: true, IsServerStream: true}
+
+func noopStreamHandler(any, grpc.ServerStream) error { return nil }
+
+// grpcPairedRows: failsafegrpc with timeout, breaker and bulkhead (the base), failsafegrpc
+// with a bulkhead only, the pass-through interceptor, and grpcmw's unary and stream server
+// interceptors in the three configurations of bulkmanUnaryCases. failsafe-go has no stream
+// interceptor.
+func grpcPairedRows(tb testing.TB) []pairedRow {
+	ctx := requestContext(tb)
+	unary := func(i grpc.UnaryServerInterceptor) func(testing.TB) {
+		return func(tb testing.TB) {
+			for range pairedBlock {
+				if resp, err := i(ctx, nil, unaryInfo, noopUnaryHandler); err != nil || resp != any(unaryReply) {
+					tb.Fatalf("interceptor returned (%v, %v)", resp, err)
+				}
+			}
+		}
+	}
+	ss := fakeServerStream{ctx: ctx}
+	stream := func(i grpc.StreamServerInterceptor) func(testing.TB) {
+		return func(tb testing.TB) {
+			for range pairedBlock {
+				if err := i(nil, ss, streamInfo, noopStreamHandler); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+	}
+	return []pairedRow{
+		{"failsafe-timeout+cb+bh", unary(failsafegrpc.NewUnaryServerInterceptor[any](
+			timeout.New[any](callTimeout), newFailsafeBreaker[any](), bulkhead.New[any](capacity)))},
+		{"failsafe-bh", unary(failsafegrpc.NewUnaryServerInterceptor[any](bulkhead.New[any](capacity)))},
+		{"bare", unary(passThroughInterceptor)},
+		{"bulkman-grpcmw", unary(grpcmw.UnaryServerInterceptor(grpcmw.Always(newBulkman(tb, plain))))},
+		{"bulkman-grpcmw-cb", unary(grpcmw.UnaryServerInterceptor(grpcmw.Always(newBulkman(tb, withBreaker))))},
+		{"bulkman-grpcmw-timeout+cb", unary(grpcmw.UnaryServerInterceptor(grpcmw.Always(newBulkman(tb, timeoutBreaker))))},
+		{"bulkman-grpcmw-stream", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, plain))))},
+		{"bulkman-grpcmw-stream-cb", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, withBreaker))))},
+		{"bulkman-grpcmw-stream-timeout+cb", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, timeoutBreaker))))},
+	}
+}
+
+// BenchmarkGRPCPaired runs grpcPairedRows interleaved. One op is one block of each row.
+func BenchmarkGRPCPaired(b *testing.B) { runPaired(b, grpcPairedRows(b)) }
+
+// statusWriter is a ResponseWriter that costs (almost) nothing, so that a row measures the
+// middleware and not a recorder; it keeps the status to check it.
+type statusWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *statusWriter) Header() http.Header { return w.h }
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return len(p), nil
+}
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+
+// noContent answers 204, so that every row's response is explicit.
+var noContent = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+
+// httpPairedRows: failsafehttp with timeout, breaker and bulkhead (the base), failsafehttp
+// with a bulkhead only, the bare handler, and httpmw.Handler in the three configurations of
+// bulkmanHandlerCases, all around a handler that answers 204, served to a statusWriter.
+func httpPairedRows(tb testing.TB) []pairedRow {
+	req := httptest.NewRequestWithContext(requestContext(tb), http.MethodGet, "/", nil)
+	row := func(h http.Handler) func(testing.TB) {
+		w := &statusWriter{h: http.Header{}}
+		return func(tb testing.TB) {
+			for range pairedBlock {
+				w.code = 0
+				h.ServeHTTP(w, req)
+				if w.code != http.StatusNoContent {
+					tb.Fatalf("status %d", w.code)
+				}
+			}
+		}
+	}
+	return []pairedRow{
+		{"failsafe-timeout+cb+bh", row(failsafehttp.NewHandler(noContent,
+			timeout.New[*http.Response](callTimeout), newFailsafeBreaker[*http.Response](), bulkhead.New[*http.Response](capacity)))},
+		{"failsafe-bh", row(failsafehttp.NewHandler(noContent, bulkhead.New[*http.Response](capacity)))},
+		{"bare", row(noContent)},
+		{"bulkman-httpmw", row(httpmw.Handler(noContent, newBulkman(tb, plain)))},
+		{"bulkman-httpmw-cb", row(httpmw.Handler(noContent, newBulkman(tb, withBreaker)))},
+		{"bulkman-httpmw-timeout+cb", row(httpmw.Handler(noContent, newBulkman(tb, timeoutBreaker)))},
+	}
+}
+
+// BenchmarkHTTPPaired runs httpPairedRows interleaved. One op is one block of each row.
+func BenchmarkHTTPPaired(b *testing.B) { runPaired(b, httpPairedRows(b)) }
+
+// TestPairedRowsServe runs every paired row's block once: each call must succeed (the rows
+// check their own results).
+func TestPairedRowsServe(t *testing.T) {
+	for kind, rows := range map[string][]pairedRow{"grpc": grpcPairedRows(t), "http": httpPairedRows(t)} {
+		require.NotEmpty(t, rows)
+		for _, r := range rows {
+			t.Run(kind+"/"+r.name, func(t *testing.T) { r.run(t) })
+		}
+	}
+}
