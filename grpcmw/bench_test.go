@@ -192,7 +192,7 @@ var rpcConfigs = []struct {
 
 // BenchmarkUnaryRPC measures whole EmptyCall RPCs over a loopback TCP connection, 4 per
 // CPU at a time, for each of rpcConfigs. On a busy machine, run it several times in turn
-// (see docs/performance-grpcmw.md) or read BenchmarkUnaryRPCPaired, since the cases run
+// (see docs/performance.md) or read BenchmarkUnaryRPCPaired, since the cases run
 // one after the other and the load may change between them.
 func BenchmarkUnaryRPC(b *testing.B) {
 	for _, rc := range rpcConfigs {

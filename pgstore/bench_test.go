@@ -19,7 +19,7 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 )
 
-// The figures of docs/performance-pgstore.md (each run starts its own PostgreSQL):
+// The figures of docs/performance.md, section pgstore (each run starts its own PostgreSQL):
 //
 //	for i in $(seq 10); do go test -run '^$' -bench 'BenchmarkExecute' -benchmem -count 1 ./pgstore/; done | tee execute.txt
 //	go run golang.org/x/perf/cmd/benchstat@latest -col /store execute.txt
