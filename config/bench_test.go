@@ -18,7 +18,7 @@ import (
 )
 
 // The baselines (grpcmw.ByMethod and httpmw.ByPattern over the same tables) sit beside
-// what they measure, so one run gives the ratios (docs/performance-config.md):
+// what they measure, so one run gives the ratios (docs/performance.md):
 //
 //	go test -run '^$' -bench . -benchmem -count 10 ./config/ | tee config.txt
 //	go run golang.org/x/perf/cmd/benchstat@latest -col /sel -filter '.name:/Selector/' config.txt

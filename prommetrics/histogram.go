@@ -10,7 +10,7 @@ import (
 // histogram counts durations into fixed buckets with one atomic add (two when d > 0),
 // where a client_golang Histogram takes four atomic operations and a compare-and-swap
 // loop: the difference decides whether the collector's hook fits in the budget of the hot
-// path (docs/performance-observability.md). It is read at scrape time into a const
+// path (docs/performance.md). It is read at scrape time into a const
 // histogram.
 //
 // The bucket counts are the source of truth: the count is their sum, so count and buckets
