@@ -27,11 +27,11 @@ type sharer struct {
 	pending *CircuitRecord // the latest local transition not yet saved
 	remote  *CircuitRecord // the latest record a peer saved, not yet applied
 
-	wake      chan struct{}
-	stop      chan struct{}
-	done      chan struct{}
-	stopOnce  sync.Once
-	unsubOnce func()
+	wake        chan struct{}
+	stop        chan struct{}
+	done        chan struct{}
+	stopOnce    sync.Once
+	unsubscribe func() // the store's cancel for Subscribe
 }
 
 const (
@@ -56,7 +56,7 @@ func newSharer(b *Bulkhead, store CircuitStore, timeout time.Duration) *sharer {
 // start loads the stored state (so that a live OPEN rejects at once), subscribes, and
 // starts the goroutine.
 func (s *sharer) start() {
-	s.unsubOnce = s.store.Subscribe(s.received)
+	s.unsubscribe = s.store.Subscribe(s.received)
 	s.poll()
 	go s.loop()
 }
@@ -209,7 +209,7 @@ func (s *sharer) adoptable(rec CircuitRecord) bool {
 // waits for it.
 func (s *sharer) close() {
 	s.stopOnce.Do(func() {
-		s.unsubOnce()
+		s.unsubscribe()
 		close(s.stop)
 	})
 	<-s.done
