@@ -30,7 +30,6 @@ type Bulkhead struct {
 	closed   atomic.Bool
 
 	ledger ledger
-	timers sync.Pool // *deadlineTimer, see armTimer
 
 	errFull     atomic.Pointer[Error] // names the capacity, which Reconfigure may change
 	errTimeout  *Error
@@ -61,7 +60,7 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 	}
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
-	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize)
+	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, b.expireDue)
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, b.clock, o.logger)
 		if b.hooks != nil {
@@ -199,9 +198,7 @@ func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	if !l.closed {
 		l.closed = true
 		for w := l.head; w != nil; w = l.head {
-			l.unlinkLocked(w)
-			w.err = b.errShutdown
-			close(w.ready)
+			l.refuseLocked(w, b.errShutdown)
 		}
 		l.checkDrainedLocked()
 	}
@@ -238,10 +235,13 @@ func (b *Bulkhead) refused(err *Error) error {
 }
 
 // admit runs the admission checks in the documented order and returns a held slot:
-// ctx done, shut down, circuit open, capacity, then the FIFO wait for a permit. While it
-// waits, expired (when not nil) closing or waitLimit (when > 0) passing ends the wait with
-// ErrTimeout. The clock is read only when a call is admitted or has to wait.
-func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit time.Duration) (*slot, error) {
+// ctx done, shut down, circuit open, capacity, then the FIFO wait for a permit.
+//
+// A timed call (tc not nil) is admitted at tc.start, and goes into the ledger's list of
+// timed calls as it is admitted; its Timeout passing while it waits ends the wait with
+// ErrTimeout, as does waitLimit (when > 0) passing. Otherwise the clock is read only when
+// a call is admitted.
+func (b *Bulkhead) admit(ctx context.Context, tc *callCtx, waitLimit time.Duration) (*slot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -270,16 +270,32 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 	case l.held < l.maxActive && l.head == nil:
 		s := l.takeSlotLocked()
 		l.startLocked(s, b.idPrefix)
+		var now time.Duration
+		if tc != nil {
+			now = tc.start
+			tc.wake = s.wake
+			l.watchLocked(tc, now)
+		}
 		l.mu.Unlock()
-		now := b.clock.now() // outside the lock: the slot is ours now
+		if tc == nil {
+			now = b.clock.now() // outside the lock: the slot is ours now
+		}
 		s.probe = probe
 		s.admitted, s.started = now, now
 		return s, nil
 	}
 	w := &waiter{ready: make(chan struct{})}
 	l.pushLocked(w)
+	var admitted time.Duration
+	if tc != nil {
+		admitted = tc.start
+		tc.waiter = w
+		l.watchLocked(tc, admitted)
+	}
 	l.mu.Unlock()
-	admitted := b.clock.now()
+	if tc == nil {
+		admitted = b.clock.now()
+	}
 
 	var timerC <-chan time.Time
 	if waitLimit > 0 {
@@ -292,50 +308,47 @@ func (b *Bulkhead) admit(ctx context.Context, expired <-chan struct{}, waitLimit
 	case <-w.ready:
 	case <-ctx.Done():
 		refusal = ctx.Err()
-	case <-expired:
-		refusal = b.errTimeout
 	case <-timerC:
 		refusal = b.errTimeout
 	}
 	l.mu.Lock()
-	if w.slot == nil && w.err == nil {
-		// Still queued: leave, giving the place back at once.
+	if tc != nil {
+		tc.waiter = nil
+	}
+	s := w.slot
+	switch {
+	case w.err != nil: // shut down, or its Timeout passed (expireDue counted it)
+		refusal = w.err
+	case s == nil: // still queued: leave, giving the place back at once
 		l.unlinkLocked(w)
 		if refusal == b.errTimeout {
 			l.rejected++
 		}
-		l.checkDrainedLocked()
-		l.mu.Unlock()
-		b.circuitNeutral(probe)
-		if refusal == b.errTimeout {
-			b.refused(b.errTimeout)
-		}
-		return nil, refusal
-	}
-	if w.err != nil {
-		l.mu.Unlock()
-		b.circuitNeutral(probe)
-		return nil, b.refused(b.errShutdown)
-	}
-	s := w.slot
-	if refusal != nil {
-		// Granted just as we gave up: pass the permit on, counting nothing.
+	case refusal != nil: // granted just as we gave up: pass the permit on
 		l.passLocked(s)
 		if refusal == b.errTimeout {
 			l.rejected++
 		}
-		l.mu.Unlock()
-		b.circuitNeutral(probe)
-		if refusal == b.errTimeout {
-			b.refused(b.errTimeout)
+	default:
+		l.startLocked(s, b.idPrefix)
+		if tc != nil {
+			tc.wake = s.wake
 		}
-		return nil, refusal
+		l.mu.Unlock()
+		s.probe = probe
+		s.admitted, s.started = admitted, b.clock.now()
+		return s, nil
 	}
-	l.startLocked(s, b.idPrefix)
+	if tc != nil {
+		l.unwatchLocked(tc)
+	}
+	l.checkDrainedLocked()
 	l.mu.Unlock()
-	s.probe = probe
-	s.admitted, s.started = admitted, b.clock.now()
-	return s, nil
+	b.circuitNeutral(probe)
+	if e, ok := refusal.(*Error); ok {
+		return nil, b.refused(e)
+	}
+	return nil, refusal
 }
 
 // circuitNeutral gives back a circuit permit that was never used.
@@ -346,8 +359,8 @@ func (b *Bulkhead) circuitNeutral(probe uint64) {
 }
 
 // finish records the outcome of a started call: ok for the ledger, o for the circuit.
-// end is when the call ended (a clock offset).
-func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration) {
+// end is when the call ended (a clock offset); tc is the call's context if it is timed.
+func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *callCtx) {
 	timedOut := o == TimedOut
 	if timedOut {
 		o = Failure
@@ -364,6 +377,9 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration) {
 	l.finishLocked(s, ok)
 	if timedOut {
 		l.timedOut++
+	}
+	if tc != nil {
+		l.unwatchLocked(tc)
 	}
 	l.mu.Unlock()
 	if b.hooks != nil {

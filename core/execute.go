@@ -57,14 +57,14 @@ func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (
 	recorded := false
 	defer func() {
 		if !recorded { // fn panicked (or called runtime.Goexit): the panic goes on after this
-			b.finish(s, false, Failure, b.clock.now())
+			b.finish(s, false, Failure, b.clock.now(), nil)
 		}
 	}()
 	v, ferr := fn(ctx)
 	recorded = true
 	end := b.clock.now()
 	r.ExecutionTime = end - s.started
-	b.finish(s, ferr == nil, verdict(ctx, ferr), end)
+	b.finish(s, ferr == nil, verdict(ctx, ferr), end, nil)
 	if ferr != nil {
 		r.Err = ferr
 		return r, nil

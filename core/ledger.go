@@ -33,12 +33,23 @@ type ledger struct {
 	rejected  int64
 	timedOut  int64
 	seq       uint64
+
+	// Calls with a Timeout, queued or running, in deadline order, and the one timer that
+	// ends them: it is set for the earliest deadline, and moved only when a call is due
+	// before it (see watchLocked). Calls of a bulkhead share one Timeout, so a new call
+	// goes to the tail, and a call does not touch the timer.
+	dueHead, dueTail *callCtx
+	timer            *time.Timer
+	armed            bool
+	armedFor         time.Duration // the deadline the timer is set for, a clock offset
+	onDue            func()        // the timer's function (Bulkhead.expireDue)
 }
 
 // slot is one permit. It is reused from call to call; gen tells a live Permit from a
 // stale copy, so that a second release is detected rather than freeing someone else's.
 type slot struct {
-	gen atomic.Uint64
+	gen  atomic.Uint64
+	wake chan struct{} // a timed call's caller waits here (capacity 1, see callCtx.end)
 
 	// Owned by the permit's holder between grant and release.
 	probe     uint64 // the circuit's half-open round if this permit is a probe, else 0
@@ -52,11 +63,25 @@ type slot struct {
 type waiter struct {
 	ready      chan struct{} // closed when granted (slot != nil) or refused (err != nil)
 	slot       *slot
-	err        error
+	err        *Error // ErrShutdown, or ErrTimeout when its Timeout passed (expireDue)
 	prev, next *waiter
 }
 
-func (l *ledger) init(maxActive, maxQueue int) {
+// refuseLocked turns w away with err, whether it still waits or was just granted a permit
+// it has not taken up yet (the permit then passes on).
+func (l *ledger) refuseLocked(w *waiter, err *Error) {
+	w.err = err
+	if s := w.slot; s != nil {
+		w.slot = nil
+		l.passLocked(s)
+		return
+	}
+	l.unlinkLocked(w)
+	close(w.ready)
+}
+
+func (l *ledger) init(maxActive, maxQueue int, onDue func()) {
+	l.onDue = onDue
 	l.maxActive = maxActive
 	l.capacity = maxActive + maxQueue
 	l.drained = make(chan struct{})
@@ -70,7 +95,7 @@ func (l *ledger) takeSlotLocked() *slot {
 		l.free = l.free[:n-1]
 		return s
 	}
-	return new(slot)
+	return &slot{wake: make(chan struct{}, 1)}
 }
 
 // startLocked counts s as a started call and numbers it. The caller stamps s.started.
@@ -172,4 +197,59 @@ func (l *ledger) abandonLocked(s *slot, timedOut bool) {
 	if timedOut {
 		l.timedOut++
 	}
+}
+
+// watchLocked puts c in the list of timed calls, in deadline order, and sets the timer if
+// c is due before anything else. now is the current clock offset.
+func (l *ledger) watchLocked(c *callCtx, now time.Duration) {
+	p := l.dueTail
+	for p != nil && p.due > c.due { // only after Reconfigure shortened the Timeout
+		p = p.prev
+	}
+	c.prev = p
+	if p != nil {
+		c.next, p.next = p.next, c
+	} else {
+		c.next, l.dueHead = l.dueHead, c
+	}
+	if c.next != nil {
+		c.next.prev = c
+	} else {
+		l.dueTail = c
+	}
+	c.watched = true
+	if !l.armed || c.due < l.armedFor {
+		l.armLocked(c.due, now)
+	}
+}
+
+// unwatchLocked takes c out of the list, if it is still there. The timer stays set: if it
+// fires for nothing it only sets itself for the next deadline.
+func (l *ledger) unwatchLocked(c *callCtx) {
+	if !c.watched {
+		return
+	}
+	c.watched = false
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.dueHead = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.dueTail = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+// armLocked sets the timer for the deadline due.
+func (l *ledger) armLocked(due, now time.Duration) {
+	after := max(due-now, 0)
+	if l.timer == nil {
+		l.timer = time.AfterFunc(after, l.onDue)
+	} else {
+		l.timer.Reset(after)
+	}
+	l.armed, l.armedFor = true, due
 }

@@ -70,7 +70,7 @@ func (p Permit) Release(o Outcome) error {
 	if p.b.hooks != nil { // only the hooks want to know when it ended
 		end = p.b.clock.now()
 	}
-	p.b.finish(p.s, o == Success, o, end)
+	p.b.finish(p.s, o == Success, o, end, nil)
 	return nil
 }
 
