@@ -269,7 +269,7 @@ func (b *Bulkhead) admit(ctx context.Context, tc *callCtx, waitLimit time.Durati
 		return nil, b.refused(b.errFull.Load())
 	case l.held < l.maxActive && l.head == nil:
 		s := l.takeSlotLocked()
-		l.startLocked(s, b.idPrefix)
+		l.startLocked(s)
 		var now time.Duration
 		if tc != nil {
 			now = tc.start
@@ -330,7 +330,7 @@ func (b *Bulkhead) admit(ctx context.Context, tc *callCtx, waitLimit time.Durati
 			l.rejected++
 		}
 	default:
-		l.startLocked(s, b.idPrefix)
+		l.startLocked(s)
 		if tc != nil {
 			tc.wake = s.wake
 		}

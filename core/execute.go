@@ -34,8 +34,7 @@ type Result[T any] struct {
 // A panic in fn releases everything, counts as a failure, and is re-raised on the
 // caller's goroutine. (If the caller already gave up at its Timeout, there is no caller to
 // re-raise it to: the panic is logged instead.)
-func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (Result[T], error) {
-	var r Result[T]
+func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error)) (r Result[T], err error) {
 	switch {
 	case ctx == nil:
 		return r, invalidArg("Execute: nil context")
@@ -46,13 +45,13 @@ func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (
 	}
 	r.BulkheadName = b.name
 	if timeout := time.Duration(b.timeout.Load()); timeout > 0 {
-		return executeTimed(ctx, b, fn, r, timeout)
+		return r, executeTimed(ctx, b, fn, &r, timeout)
 	}
 	s, err := b.admit(ctx, nil, 0)
 	if err != nil {
 		return r, err
 	}
-	r.ExecutionID = s.id
+	r.ExecutionID.set(b.idPrefix, s.seq)
 	r.QueuedTime = s.started - s.admitted
 	recorded := false
 	defer func() {
@@ -60,16 +59,17 @@ func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (
 			b.finish(s, false, Failure, b.clock.now(), nil)
 		}
 	}()
-	v, ferr := fn(ctx)
+	r.Value, r.Err = fn(ctx)
 	recorded = true
 	end := b.clock.now()
 	r.ExecutionTime = end - s.started
-	b.finish(s, ferr == nil, verdict(ctx, ferr), end, nil)
-	if ferr != nil {
-		r.Err = ferr
+	b.finish(s, r.Err == nil, verdict(ctx, r.Err), end, nil)
+	if r.Err != nil {
+		var zero T
+		r.Value = zero // the Result's Value is zero unless Success
 		return r, nil
 	}
-	r.Value, r.Success = v, true
+	r.Success = true
 	return r, nil
 }
 

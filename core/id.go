@@ -21,13 +21,12 @@ func newIDPrefix() uint64 {
 	return p&^(0xf<<12) | 0x8<<12 // version 8 in byte 6's high nibble
 }
 
-// makeID combines a prefix with a call's sequence number; the top two bits of byte 8
-// carry the RFC 9562 variant (10).
-func makeID(prefix, seq uint64) ExecutionID {
-	var id ExecutionID
+// set makes id the ExecutionID of call number seq after prefix, in place (a returned
+// copy would be stored in two halves and read back whole, which stalls the CPU). The top
+// two bits of byte 8 carry the RFC 9562 variant (10).
+func (id *ExecutionID) set(prefix, seq uint64) {
 	binary.BigEndian.PutUint64(id[:8], prefix)
 	binary.BigEndian.PutUint64(id[8:], seq&(1<<62-1)|1<<63)
-	return id
 }
 
 // IsZero reports whether id is the zero ExecutionID (no call was admitted).

@@ -53,7 +53,7 @@ type slot struct {
 
 	// Owned by the permit's holder between grant and release.
 	probe     uint64 // the circuit's half-open round if this permit is a probe, else 0
-	id        ExecutionID
+	seq       uint64 // the call's number, for its ExecutionID
 	admitted  time.Duration // clock offsets
 	started   time.Duration
 	abandoned bool // guarded by ledger.mu
@@ -99,11 +99,11 @@ func (l *ledger) takeSlotLocked() *slot {
 }
 
 // startLocked counts s as a started call and numbers it. The caller stamps s.started.
-func (l *ledger) startLocked(s *slot, prefix uint64) {
+func (l *ledger) startLocked(s *slot) {
 	l.active++
 	l.total++
 	l.seq++
-	s.id = makeID(prefix, l.seq)
+	s.seq = l.seq
 	s.abandoned = false
 }
 

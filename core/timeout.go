@@ -23,34 +23,38 @@ const (
 // the caller's ctx comes first wins end (one compare-and-swap) and so decides the call.
 // fn's return and the Timeout wake the caller with a token on its permit's wake channel,
 // which is reused from call to call; Done's channel is made only if fn asks for it, as
-// context.WithCancel does. A call with a Timeout thus costs one allocation, against four
-// for context.WithDeadline (docs/performance.md).
+// context.WithCancel does. No lock is taken unless fn registers an AfterFunc (as
+// context.WithCancel(ctx) does). A call with a Timeout thus costs one allocation, against
+// four for context.WithDeadline (docs/performance.md).
 //
 // No timer is set per call: the bulkhead keeps its timed calls in a list in deadline
 // order (see ledger.watchLocked) and one timer for the earliest.
 type callCtx struct {
-	parent   context.Context
-	deadline time.Time     // admission + Timeout, for Deadline
-	due      time.Duration // the same instant as a clock offset
-	start    time.Duration // admission, a clock offset
+	parent context.Context
+	b      *Bulkhead
+	start  time.Duration // admission, a clock offset
+	due    time.Duration // admission + Timeout, a clock offset
+	wake   chan struct{} // the permit's wake channel, set when the call starts (ledger.mu)
+	done   atomic.Pointer[chan struct{}] // made by the first Done, or closedchan by end
 
-	decided atomic.Int32  // running until end picks the winner
-	wake    chan struct{} // the permit's wake channel, set when the call starts (ledger.mu)
-
-	// Guarded by ledger.mu: the ledger's list of timed calls, in deadline order, and the
-	// queue place of a call that has not started yet.
-	prev, next *callCtx
-	watched    bool
-	waiter     *waiter
+	decided atomic.Int32 // running until end picks the winner
+	reason  atomic.Int32 // what Err reports: decided, stored before done is closed
 
 	// An abandoned call's permit comes back when both the caller has recorded its
 	// departure and fn has returned: whichever of the two counts 2 hands it back.
 	leaving atomic.Int32
 
-	done       atomic.Value // chan struct{}, made by the first Done or by end
+	hasAfter atomic.Bool // AfterFunc was called: end must look at afterFuncs
+	watched  bool        // in the ledger's list (ledger.mu)
+	panicked bool        // fn panicked or called runtime.Goexit (see timedCall.run)
+
+	// Guarded by ledger.mu: the ledger's list of timed calls, in deadline order, and the
+	// queue place of a call that has not started yet.
+	prev, next *callCtx
+	waiter     *waiter
+
 	mu         sync.Mutex
-	reason     int32 // what Err reports
-	afterFuncs map[*afterFunc]struct{}
+	afterFuncs map[*afterFunc]struct{} // guarded by mu
 }
 
 // closedchan is the Done of a context that ended before anyone asked for its Done.
@@ -59,34 +63,32 @@ var closedchan = make(chan struct{})
 func init() { close(closedchan) }
 
 func (c *callCtx) Deadline() (time.Time, bool) {
-	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
+	deadline := c.b.clock.at(c.due)
+	if d, ok := c.parent.Deadline(); ok && d.Before(deadline) {
 		return d, true
 	}
-	return c.deadline, true
+	return deadline, true
 }
 
 func (c *callCtx) Done() <-chan struct{} {
 	if d := c.done.Load(); d != nil {
-		return d.(chan struct{})
+		return *d
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, _ := c.done.Load().(chan struct{})
-	if d == nil {
-		d = make(chan struct{})
-		c.done.Store(d)
+	ch := make(chan struct{})
+	if c.done.CompareAndSwap(nil, &ch) {
+		return ch // end will close it
 	}
-	return d
+	return *c.done.Load() // another Done made one first, or end installed closedchan
 }
 
 // Err returns nil until the context is done, then why the call ended.
 func (c *callCtx) Err() error {
-	c.mu.Lock()
-	r := c.reason
-	c.mu.Unlock()
-	switch r {
-	case running:
+	r := c.reason.Load()
+	if r == running {
 		return nil
+	}
+	<-c.Done() // end closes it right after storing reason: no Err before Done is closed
+	switch r {
 	case finished:
 		return context.Canceled
 	case expired:
@@ -98,7 +100,7 @@ func (c *callCtx) Err() error {
 func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
 
 func (c *callCtx) String() string {
-	return fmt.Sprintf("%v.WithBulkheadTimeout(%v)", c.parent, c.deadline)
+	return fmt.Sprintf("%v.WithBulkheadTimeout(%v)", c.parent, c.b.clock.at(c.due))
 }
 
 // end closes the context for reason r, unless it has already ended, and wakes the caller
@@ -107,18 +109,20 @@ func (c *callCtx) end(r int32) bool {
 	if !c.decided.CompareAndSwap(running, r) {
 		return false
 	}
-	c.mu.Lock()
-	c.reason = r
-	if d, _ := c.done.Load().(chan struct{}); d != nil {
-		close(d)
-	} else {
-		c.done.Store(closedchan)
+	c.reason.Store(r)
+	if d := c.done.Swap(&closedchan); d != nil {
+		close(*d)
 	}
-	fs := c.afterFuncs
-	c.afterFuncs = nil
-	c.mu.Unlock()
-	for f := range fs {
-		go f.f()
+	// AfterFunc sets hasAfter before it reads decided, and this reads hasAfter after the
+	// swap above: one of the two sees the other, so every registered function runs once.
+	if c.hasAfter.Load() {
+		c.mu.Lock()
+		fs := c.afterFuncs
+		c.afterFuncs = nil
+		c.mu.Unlock()
+		for f := range fs {
+			go f.f()
+		}
 	}
 	if r != departed {
 		c.wake <- struct{}{} // buffered: exactly one token per call, taken by the caller
@@ -134,7 +138,8 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 	a := &afterFunc{f: f}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.reason != running {
+	c.hasAfter.Store(true)
+	if c.decided.Load() != running {
 		go f()
 		return func() bool { return false }
 	}
@@ -185,12 +190,10 @@ func (b *Bulkhead) expireDue() {
 
 type timedCall[T any] struct {
 	callCtx
-	b        *Bulkhead
 	s        *slot
 	fn       func(context.Context) (T, error)
 	value    T
 	err      error
-	panicked bool
 	panicVal any
 }
 
@@ -230,16 +233,18 @@ func (c *timedCall[T]) conclude() {
 	}
 }
 
-func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r Result[T], timeout time.Duration) (Result[T], error) {
+// executeTimed is Execute for a bulkhead with a Timeout. It fills in *r and returns
+// Execute's error.
+func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r *Result[T], timeout time.Duration) error {
 	now := b.clock.now()
-	c := &timedCall[T]{b: b, fn: fn}
-	c.parent, c.start, c.due, c.deadline = ctx, now, now+timeout, b.clock.at(now+timeout)
+	c := &timedCall[T]{fn: fn}
+	c.parent, c.b, c.start, c.due = ctx, b, now, now+timeout
 	s, err := b.admit(ctx, &c.callCtx, 0)
 	if err != nil {
-		return r, err
+		return err
 	}
 	c.s = s
-	r.ExecutionID = s.id
+	r.ExecutionID.set(b.idPrefix, s.seq)
 	r.QueuedTime = s.started - s.admitted
 	go c.run()
 
@@ -268,10 +273,10 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 		b.finish(s, c.err == nil, verdict(ctx, c.err), end, &c.callCtx)
 		if c.err != nil {
 			r.Err = c.err
-			return r, nil
+			return nil
 		}
 		r.Value, r.Success = c.value, true
-		return r, nil
+		return nil
 	}
 
 	// The caller gives up on a running fn: count it failed now, keep its permit held.
@@ -298,9 +303,9 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 		b.emit(Event{Kind: EventFinished, Outcome: o, QueuedTime: r.QueuedTime, ExecutionTime: r.ExecutionTime})
 	}
 	if timedOut {
-		return r, b.errTimeout
+		return b.errTimeout
 	}
-	return r, ctx.Err()
+	return ctx.Err()
 }
 
 // freeAbandoned hands back the permit of an abandoned call whose fn has returned.
