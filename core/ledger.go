@@ -52,8 +52,8 @@ type slot struct {
 	wake chan struct{} // a timed call's caller waits here (capacity 1, see callCtx.end)
 
 	// Owned by the permit's holder between grant and release.
-	probe     uint64 // the circuit's half-open round if this permit is a probe, else 0
-	seq       uint64 // the call's number, for its ExecutionID
+	probe     uint64        // the circuit's half-open round if this permit is a probe, else 0
+	seq       uint64        // the call's number, for its ExecutionID
 	admitted  time.Duration // clock offsets
 	started   time.Duration
 	abandoned bool // guarded by ledger.mu

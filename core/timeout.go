@@ -32,9 +32,9 @@ const (
 type callCtx struct {
 	parent context.Context
 	b      *Bulkhead
-	start  time.Duration // admission, a clock offset
-	due    time.Duration // admission + Timeout, a clock offset
-	wake   chan struct{} // the permit's wake channel, set when the call starts (ledger.mu)
+	start  time.Duration                 // admission, a clock offset
+	due    time.Duration                 // admission + Timeout, a clock offset
+	wake   chan struct{}                 // the permit's wake channel, set when the call starts (ledger.mu)
 	done   atomic.Pointer[chan struct{}] // made by the first Done, or closedchan by end
 
 	decided atomic.Int32 // running until end picks the winner
