@@ -363,3 +363,133 @@ func TestTimeoutAfterFuncLateAndStopped(t *testing.T) {
 		assert.False(t, ran.Load(), "a stopped AfterFunc never runs")
 	})
 }
+
+// The bulkhead keeps one timer for all its timed calls. A timer set for a call that has
+// since finished fires for nothing and is set again for the next deadline, which must
+// still be met to the nanosecond.
+func TestTimeoutTimerMovesOn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Second })
+		_, err := core.Execute(context.Background(), b, func(context.Context) (int, error) {
+			time.Sleep(500 * time.Millisecond) // due at 1s, done at 0.5s
+			return 1, nil
+		})
+		require.NoError(t, err)
+		time.Sleep(400 * time.Millisecond)
+
+		start := time.Now() // 0.9s: due at 1.9s, after the timer's first (empty) firing at 1s
+		g := newGate()
+		res, err := core.Execute(context.Background(), b, hold(g, 2, nil))
+		assertRefusal(t, err, core.ErrTimeout, "test")
+		assert.Equal(t, time.Second, time.Since(start))
+		assert.Equal(t, time.Second, res.ExecutionTime)
+		close(g)
+		synctest.Wait()
+		assertIdle(t, b.Stats())
+	})
+}
+
+// Reconfigure can shorten the Timeout while calls with the old one run: the new calls are
+// due first although they came last, and each call still ends at its own deadline.
+func TestTimeoutShortenedWhileCallsRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, func(c *core.Config) { c.MaxConcurrentCalls, c.Timeout = 4, 10*time.Second })
+		g := newGate()
+		start := time.Now()
+		long := goExecute(context.Background(), b, hold(g, 1, nil))
+		synctest.Wait()
+		cfg := b.Config()
+		cfg.Timeout = time.Second
+		require.NoError(t, b.Reconfigure(cfg))
+		short1 := goExecute(context.Background(), b, hold(g, 2, nil))
+		short2 := goExecute(context.Background(), b, hold(g, 3, nil))
+
+		for _, c := range []*call{short1, short2} {
+			_, err := c.wait()
+			assertRefusal(t, err, core.ErrTimeout, "test")
+			assert.Equal(t, time.Second, time.Since(start), "the new Timeout applies to the new calls")
+		}
+		assert.False(t, long.returned(), "the call admitted with 10s is not cut short")
+		_, err := long.wait()
+		assertRefusal(t, err, core.ErrTimeout, "test")
+		assert.Equal(t, 10*time.Second, time.Since(start))
+
+		close(g)
+		synctest.Wait()
+		s := b.Stats()
+		assert.Equal(t, int64(3), s.TimedOutExecutions)
+		assertIdle(t, s)
+	})
+}
+
+// Many calls due at the same instant all end then, queued ones refused (rejected) and
+// running ones abandoned (timed out), and every permit comes back once their functions
+// return.
+func TestTimeoutManyDueAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const running, queued = 12, 9
+		b := newBulkhead(t, func(c *core.Config) {
+			c.MaxConcurrentCalls, c.MaxQueueSize, c.Timeout = running, queued, time.Second
+		})
+		g := newGate()
+		start := time.Now()
+		calls := make([]*call, running+queued)
+		for i := range calls {
+			calls[i] = goExecute(context.Background(), b, hold(g, i, nil))
+		}
+		synctest.Wait()
+		s := b.Stats()
+		assert.Equal(t, running, s.ActiveTasks)
+		assert.Equal(t, queued, s.QueuedTasks)
+
+		for _, c := range calls {
+			_, err := c.wait()
+			assertRefusal(t, err, core.ErrTimeout, "test")
+		}
+		assert.Equal(t, time.Second, time.Since(start))
+		s = b.Stats()
+		assertInvariants(t, s)
+		assert.Equal(t, int64(running), s.TimedOutExecutions)
+		assert.Equal(t, int64(queued), s.RejectedExecutions)
+		assert.Equal(t, running, s.AbandonedTasks, "the functions still hold their permits")
+
+		close(g)
+		synctest.Wait()
+		assertIdle(t, b.Stats())
+		_, err := core.Execute(context.Background(), b, succeed(1))
+		require.NoError(t, err, "every permit came back")
+	})
+}
+
+// A queued call can be granted a permit at the very instant its Timeout passes. Whichever
+// of the two the bulkhead sees first, the call either runs or is refused with ErrTimeout,
+// and the permit is neither lost nor given twice.
+func TestTimeoutGrantedAtTheDeadline(t *testing.T) {
+	for _, holdFor := range []time.Duration{time.Second - time.Nanosecond, time.Second, time.Second + time.Nanosecond} {
+		t.Run(holdFor.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newBulkhead(t, func(c *core.Config) {
+					c.MaxConcurrentCalls, c.MaxQueueSize, c.Timeout = 1, 2, time.Second
+				})
+				holder, err := b.Acquire(context.Background())
+				require.NoError(t, err)
+				go func() {
+					time.Sleep(holdFor)
+					assert.NoError(t, holder.Release(core.Success))
+				}()
+				res, err := core.Execute(context.Background(), b, succeed(7))
+				if err != nil {
+					assertRefusal(t, err, core.ErrTimeout, "test")
+					assert.GreaterOrEqual(t, holdFor, time.Second, "refused although the permit came in time")
+				} else {
+					assert.Equal(t, 7, res.Value)
+					assert.Less(t, holdFor, time.Second+time.Nanosecond, "ran although its Timeout had passed")
+				}
+				time.Sleep(time.Second) // the holder has released
+				assertIdle(t, b.Stats())
+				_, err = core.Execute(context.Background(), b, succeed(1))
+				require.NoError(t, err, "the permit came back")
+			})
+		})
+	}
+}
