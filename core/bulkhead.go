@@ -60,7 +60,7 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 	}
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
-	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, b.expireDue)
+	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, &b.clock, b.expireDue)
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, b.clock, o.logger)
 		if b.hooks != nil {
@@ -274,7 +274,7 @@ func (b *Bulkhead) admit(ctx context.Context, tc *callCtx, waitLimit time.Durati
 		if tc != nil {
 			now = tc.start
 			tc.wake = s.wake
-			l.watchLocked(tc, now)
+			l.watchLocked(tc)
 		}
 		l.mu.Unlock()
 		if tc == nil {
@@ -290,7 +290,7 @@ func (b *Bulkhead) admit(ctx context.Context, tc *callCtx, waitLimit time.Durati
 	if tc != nil {
 		admitted = tc.start
 		tc.waiter = w
-		l.watchLocked(tc, admitted)
+		l.watchLocked(tc)
 	}
 	l.mu.Unlock()
 	if tc == nil {
@@ -374,6 +374,11 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 	}
 	l := &b.ledger
 	l.mu.Lock()
+	ctxs := s.ctxs
+	s.ctxs = nil
+	for c := ctxs; c != nil; c = c.nextOfSlot {
+		l.unwatchLocked(c)
+	}
 	l.finishLocked(s, ok)
 	if timedOut {
 		l.timedOut++
@@ -382,6 +387,9 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 		l.unwatchLocked(tc)
 	}
 	l.mu.Unlock()
+	for c := ctxs; c != nil; c = c.nextOfSlot {
+		c.end(finished)
+	}
 	if b.hooks != nil {
 		if timedOut {
 			b.emit(Event{Kind: EventTimedOut})

@@ -43,6 +43,7 @@ type ledger struct {
 	armed            bool
 	armedFor         time.Duration // the deadline the timer is set for, a clock offset
 	onDue            func()        // the timer's function (Bulkhead.expireDue)
+	clock            *clock        // the bulkhead's
 }
 
 // slot is one permit. It is reused from call to call; gen tells a live Permit from a
@@ -56,7 +57,8 @@ type slot struct {
 	seq       uint64        // the call's number, for its ExecutionID
 	admitted  time.Duration // clock offsets
 	started   time.Duration
-	abandoned bool // guarded by ledger.mu
+	abandoned bool     // guarded by ledger.mu
+	ctxs      *callCtx // the contexts of Permit.Context, ended on release (ledger.mu)
 }
 
 // waiter is a caller in the queue.
@@ -80,8 +82,8 @@ func (l *ledger) refuseLocked(w *waiter, err *Error) {
 	close(w.ready)
 }
 
-func (l *ledger) init(maxActive, maxQueue int, onDue func()) {
-	l.onDue = onDue
+func (l *ledger) init(maxActive, maxQueue int, clk *clock, onDue func()) {
+	l.clock, l.onDue = clk, onDue
 	l.maxActive = maxActive
 	l.capacity = maxActive + maxQueue
 	l.drained = make(chan struct{})
@@ -200,8 +202,8 @@ func (l *ledger) abandonLocked(s *slot, timedOut bool) {
 }
 
 // watchLocked puts c in the list of timed calls, in deadline order, and sets the timer if
-// c is due before anything else. now is the current clock offset.
-func (l *ledger) watchLocked(c *callCtx, now time.Duration) {
+// c is due before anything else.
+func (l *ledger) watchLocked(c *callCtx) {
 	p := l.dueTail
 	for p != nil && p.due > c.due { // only after Reconfigure shortened the Timeout
 		p = p.prev
@@ -219,7 +221,7 @@ func (l *ledger) watchLocked(c *callCtx, now time.Duration) {
 	}
 	c.watched = true
 	if !l.armed || c.due < l.armedFor {
-		l.armLocked(c.due, now)
+		l.armLocked(c.due)
 	}
 }
 
@@ -243,9 +245,10 @@ func (l *ledger) unwatchLocked(c *callCtx) {
 	c.prev, c.next = nil, nil
 }
 
-// armLocked sets the timer for the deadline due.
-func (l *ledger) armLocked(due, now time.Duration) {
-	after := max(due-now, 0)
+// armLocked sets the timer for the deadline due. It reads the clock, which only a call due
+// before all others (or the timer's own run) needs.
+func (l *ledger) armLocked(due time.Duration) {
+	after := max(due-l.clock.now(), 0)
 	if l.timer == nil {
 		l.timer = time.AfterFunc(after, l.onDue)
 	} else {

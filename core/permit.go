@@ -84,5 +84,38 @@ func (p Permit) Deadline() (time.Time, bool) {
 	return p.b.clock.at(p.deadline), true
 }
 
+// Context returns the context for the work p covers: parent, bounded by p's deadline. It
+// is done when the deadline passes (Err: context.DeadlineExceeded), when parent is done
+// (parent's error), or when p is released (context.Canceled), whichever comes first: the
+// context and the cancel function of context.WithDeadline, with Release as the cancel.
+// When p has no deadline, or parent's comes first, Context returns parent itself. Context
+// may be called more than once; every context it returned ends when p is released, and
+// one asked for after the release is born done.
+//
+// It costs one allocation and no timer of its own: the bulkhead's timer, the one it keeps
+// for the Timeouts of Execute, ends it (context.WithDeadline takes four allocations and a
+// timer per call). Middleware gives it to the handler.
+func (p Permit) Context(parent context.Context) context.Context {
+	if p.deadline == 0 {
+		return parent
+	}
+	b := p.b
+	if d, ok := parent.Deadline(); ok && !d.After(b.clock.at(p.deadline)) {
+		return parent
+	}
+	c := &callCtx{parent: parent, b: b, due: p.deadline, detached: true}
+	l := &b.ledger
+	l.mu.Lock()
+	if p.s.gen.Load() != p.gen { // released
+		l.mu.Unlock()
+		c.end(finished)
+		return c
+	}
+	c.nextOfSlot, p.s.ctxs = p.s.ctxs, c
+	l.watchLocked(c)
+	l.mu.Unlock()
+	return c
+}
+
 // Bulkhead returns the bulkhead that granted the permit (nil for the zero Permit).
 func (p Permit) Bulkhead() *Bulkhead { return p.b }

@@ -48,6 +48,14 @@ type callCtx struct {
 	watched  bool        // in the ledger's list (ledger.mu)
 	panicked bool        // fn panicked or called runtime.Goexit (see timedCall.run)
 
+	// A Permit's context (Permit.Context) has no caller waiting on it: it learns of its
+	// parent's end through context.AfterFunc, registered when someone first asks for Done,
+	// Err or AfterFunc, and it ends when the permit is released.
+	detached     bool
+	watchParent  sync.Once
+	stopWatching func() bool // guarded by mu
+	nextOfSlot   *callCtx    // the slot's other contexts (ledger.mu)
+
 	// Guarded by ledger.mu: the ledger's list of timed calls, in deadline order, and the
 	// queue place of a call that has not started yet.
 	prev, next *callCtx
@@ -74,6 +82,9 @@ func (c *callCtx) Done() <-chan struct{} {
 	if d := c.done.Load(); d != nil {
 		return *d
 	}
+	if c.detached {
+		c.followParent()
+	}
 	ch := make(chan struct{})
 	if c.done.CompareAndSwap(nil, &ch) {
 		return ch // end will close it
@@ -84,6 +95,15 @@ func (c *callCtx) Done() <-chan struct{} {
 // Err returns nil until the context is done, then why the call ended.
 func (c *callCtx) Err() error {
 	r := c.reason.Load()
+	if r == running && c.detached {
+		// The parent may have ended while the AfterFunc that tells us is still on its
+		// way: its error shows at once, as a child of context.WithCancel's would.
+		c.followParent()
+		if c.parent.Err() != nil {
+			c.end(departed)
+		}
+		r = c.reason.Load()
+	}
 	if r == running {
 		return nil
 	}
@@ -115,14 +135,20 @@ func (c *callCtx) end(r int32) bool {
 	}
 	// AfterFunc sets hasAfter before it reads decided, and this reads hasAfter after the
 	// swap above: one of the two sees the other, so every registered function runs once.
-	if c.hasAfter.Load() {
+	if c.hasAfter.Load() || c.detached {
 		c.mu.Lock()
-		fs := c.afterFuncs
-		c.afterFuncs = nil
+		fs, stop := c.afterFuncs, c.stopWatching
+		c.afterFuncs, c.stopWatching = nil, nil
 		c.mu.Unlock()
 		for f := range fs {
 			go f.f()
 		}
+		if stop != nil {
+			stop()
+		}
+	}
+	if c.detached {
+		return true
 	}
 	if r != departed {
 		c.wake <- struct{}{} // buffered: exactly one token per call, taken by the caller
@@ -135,6 +161,9 @@ type afterFunc struct{ f func() }
 // AfterFunc lets contexts derived from this one (context.WithCancel and friends) learn
 // that it ended without a watcher goroutine each: the context package looks for it.
 func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
+	if c.detached {
+		c.followParent()
+	}
 	a := &afterFunc{f: f}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -154,6 +183,29 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 		delete(c.afterFuncs, a)
 		return ok
 	}
+}
+
+// followParent makes a Permit's context end when its parent does. It runs once, when the
+// context is first asked whether it is done: until then nobody can tell.
+func (c *callCtx) followParent() {
+	c.watchParent.Do(func() {
+		if c.parent.Done() == nil {
+			return // never ends
+		}
+		if err := c.parent.Err(); err != nil {
+			c.end(departed)
+			return
+		}
+		stop := context.AfterFunc(c.parent, func() { c.end(departed) })
+		c.mu.Lock()
+		if c.decided.Load() != running {
+			c.mu.Unlock()
+			stop()
+			return
+		}
+		c.stopWatching = stop
+		c.mu.Unlock()
+	})
 }
 
 // expireDue is the bulkhead's deadline timer: it ends every timed call whose Timeout has
@@ -179,7 +231,7 @@ func (b *Bulkhead) expireDue() {
 	}
 	l.armed = false
 	if c := l.dueHead; c != nil {
-		l.armLocked(c.due, now)
+		l.armLocked(c.due)
 	}
 	l.checkDrainedLocked()
 	l.mu.Unlock()

@@ -40,12 +40,9 @@ func UnaryClientInterceptor(sel Selector, opts ...Option) grpc.UnaryClientInterc
 			rej, _ := o.refuse(err)
 			return rej
 		}
-		cctx, cancel := permitContext(ctx, p)
+		cctx := p.Context(ctx) // ends at the permit's deadline, or when it is released
 		returned := false
 		defer func() {
-			if cancel != nil {
-				cancel()
-			}
 			if !returned { // the invoker panicked; the panic goes on after this
 				_ = p.Release(core.Failure)
 			}
@@ -93,8 +90,8 @@ func StreamClientInterceptor(sel Selector, opts ...Option) grpc.StreamClientInte
 			rej, _ := o.refuse(err)
 			return nil, rej
 		}
-		sctx, cancel := permitContext(ctx, p)
-		s := &clientStream{o: o, ctx: ctx, permit: p, cancel: cancel, serverStreams: desc.ServerStreams}
+		sctx := p.Context(ctx) // ends at the permit's deadline, or when it is released
+		s := &clientStream{o: o, ctx: ctx, permit: p, serverStreams: desc.ServerStreams}
 		// gRPC calls OnFinish when it ends the call, with the call's status, whatever ended
 		// it: the only way to learn of a ClientConn closing under an idle stream. (Not
 		// ClientStream.Context: calling it before Header or RecvMsg commits the attempt,
@@ -136,7 +133,6 @@ type clientStream struct {
 	o             *options
 	ctx           context.Context // the caller's, for classifying the end
 	permit        core.Permit
-	cancel        context.CancelFunc // nil unless the permit's deadline was added
 	serverStreams bool
 
 	mu    sync.Mutex
@@ -159,10 +155,7 @@ func (s *clientStream) end(o core.Outcome) {
 	if stop != nil {
 		stop()
 	}
-	_ = s.permit.Release(o)
-	if s.cancel != nil {
-		s.cancel()
-	}
+	_ = s.permit.Release(o) // which also ends the stream's context if it has the permit's deadline
 }
 
 // finished is the grpc.OnFinish callback.

@@ -47,12 +47,9 @@ func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterc
 			}
 			return nil, rej
 		}
-		hctx, cancel := permitContext(ctx, p)
+		hctx := p.Context(ctx) // ends at the permit's deadline, or when it is released
 		returned := false
 		defer func() {
-			if cancel != nil {
-				cancel()
-			}
 			if !returned { // the handler panicked; the panic goes on after this
 				_ = p.Release(core.Failure)
 			}
@@ -91,15 +88,12 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 			}
 			return rej
 		}
-		hctx, cancel := permitContext(ctx, p)
-		if cancel != nil {
+		hctx := p.Context(ctx) // ends at the permit's deadline, or when it is released
+		if hctx != ctx {
 			ss = &serverStream{ServerStream: ss, ctx: hctx}
 		}
 		returned := false
 		defer func() {
-			if cancel != nil {
-				cancel()
-			}
 			if !returned { // the handler panicked; the panic goes on after this
 				_ = p.Release(core.Failure)
 			}
@@ -109,20 +103,6 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		_ = p.Release(o.outcomeIn(ctx, hctx, err))
 		return err
 	}
-}
-
-// permitContext returns the context for a call holding p: ctx with p's deadline when p has
-// one earlier than ctx's, and the cancel function to call when the call is over (nil when
-// ctx is returned unchanged, which costs nothing).
-func permitContext(ctx context.Context, p core.Permit) (context.Context, context.CancelFunc) {
-	d, ok := p.Deadline()
-	if !ok {
-		return ctx, nil
-	}
-	if cd, has := ctx.Deadline(); has && !d.Before(cd) {
-		return ctx, nil
-	}
-	return context.WithDeadline(ctx, d)
 }
 
 // serverStream gives a streaming handler the permit's context.

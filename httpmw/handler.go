@@ -79,8 +79,8 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, err)
 		return
 	}
-	if deadline, ok := p.Deadline(); ok {
-		g.serveTimed(w, r, p, deadline)
+	if _, ok := p.Deadline(); ok {
+		g.serveTimed(w, r, p)
 		return
 	}
 	rw := &responseWriter{ResponseWriter: w}

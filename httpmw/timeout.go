@@ -40,10 +40,10 @@ type timedCall struct {
 }
 
 // serveTimed serves r under p, which has a deadline.
-func (g *guard) serveTimed(w http.ResponseWriter, r *http.Request, p core.Permit, deadline time.Time) {
-	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+func (g *guard) serveTimed(w http.ResponseWriter, r *http.Request, p core.Permit) {
+	ctx := p.Context(r.Context()) // ends at the deadline, or when the permit is released
 	c := &timedCall{w: w, done: make(chan struct{})}
-	go c.run(g.next, r, r.WithContext(ctx), ctx, cancel, p)
+	go c.run(g.next, r, r.WithContext(ctx), ctx, p)
 
 	select {
 	case <-c.done:
@@ -66,7 +66,7 @@ func (g *guard) serveTimed(w http.ResponseWriter, r *http.Request, p core.Permit
 // A panic is handed to the ServeHTTP goroutine; if that has already answered at the
 // deadline, there is nobody to give it to and it is dropped (as http.TimeoutHandler
 // does), still counting as a failure.
-func (c *timedCall) run(next http.Handler, orig, r *http.Request, ctx context.Context, cancel context.CancelFunc, p core.Permit) {
+func (c *timedCall) run(next http.Handler, orig, r *http.Request, ctx context.Context, p core.Permit) {
 	returned := false
 	defer func() {
 		if !returned {
@@ -90,7 +90,6 @@ func (c *timedCall) run(next http.Handler, orig, r *http.Request, ctx context.Co
 		case status >= 500:
 			o = core.Failure
 		}
-		cancel()
 		_ = p.Release(o)
 		close(c.done)
 	}()

@@ -66,10 +66,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	x := &exchange{permit: p, callerCtx: req.Context()}
 	sent := req
-	if deadline, ok := p.Deadline(); ok {
-		var ctx context.Context
-		ctx, x.cancel = context.WithDeadline(req.Context(), deadline)
-		sent = req.WithContext(ctx)
+	if ctx := p.Context(req.Context()); ctx != req.Context() {
+		sent = req.WithContext(ctx) // ends at the permit's deadline, or when it is released
 	}
 	resp, err := t.base.RoundTrip(sent)
 	if err != nil {
@@ -106,7 +104,6 @@ type exchange struct {
 	permit    core.Permit
 	verdict   core.Outcome // from the status
 	callerCtx context.Context
-	cancel    context.CancelFunc // ends the bulkhead deadline's context; nil without a Timeout
 	ended     atomic.Bool
 }
 
@@ -140,10 +137,7 @@ func (x *exchange) end(o core.Outcome) {
 	if !x.ended.CompareAndSwap(false, true) {
 		return
 	}
-	if x.cancel != nil {
-		x.cancel()
-	}
-	_ = x.permit.Release(o)
+	_ = x.permit.Release(o) // which also ends the request's context if it has the permit's deadline
 }
 
 // writableBody is the body of a 101 Switching Protocols response, which the caller

@@ -1,0 +1,176 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulkman-go/bulkman/core"
+)
+
+// isDone reports whether ctx is done, without waiting.
+func isDone(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+func TestPermitContextEndsAtTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Second })
+		start := time.Now()
+		p, err := b.Acquire(context.Background())
+		require.NoError(t, err)
+		time.Sleep(100 * time.Millisecond)
+		ctx := p.Context(context.Background())
+
+		d, ok := ctx.Deadline()
+		assert.True(t, ok)
+		assert.Equal(t, start.Add(time.Second), d, "the permit's deadline: admission + Timeout")
+		assert.NoError(t, ctx.Err())
+		<-ctx.Done()
+		assert.Equal(t, time.Second, time.Since(start))
+		assert.ErrorIs(t, ctx.Err(), context.DeadlineExceeded)
+		assert.Equal(t, context.DeadlineExceeded, context.Cause(ctx))
+
+		require.NoError(t, p.Release(core.TimedOut))
+		assert.ErrorIs(t, ctx.Err(), context.DeadlineExceeded, "the first reason stays")
+		s := b.Stats()
+		assert.Equal(t, int64(1), s.TimedOutExecutions)
+		assertIdle(t, s)
+	})
+}
+
+func TestPermitContextEndsOnRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Second })
+		p, err := b.Acquire(context.Background())
+		require.NoError(t, err)
+		ctx := p.Context(context.Background())
+		derived, cancel := context.WithCancel(ctx)
+		defer cancel()
+		afterRan := make(chan struct{})
+		context.AfterFunc(ctx, func() { close(afterRan) })
+
+		require.NoError(t, p.Release(core.Success))
+		assert.True(t, isDone(ctx), "released: done at once, like WithDeadline's cancel")
+		assert.ErrorIs(t, ctx.Err(), context.Canceled)
+		<-afterRan
+		<-derived.Done()
+		assert.ErrorIs(t, derived.Err(), context.Canceled)
+
+		time.Sleep(2 * time.Second) // the bulkhead's timer fires for nothing
+		assert.ErrorIs(t, ctx.Err(), context.Canceled)
+		assertIdle(t, b.Stats())
+
+		late := p.Context(context.Background())
+		assert.True(t, isDone(late), "asked for after the release: born done")
+		assert.ErrorIs(t, late.Err(), context.Canceled)
+	})
+}
+
+func TestPermitContextFollowsItsParent(t *testing.T) {
+	for _, ask := range []string{"Done", "Err", "AfterFunc", "WithCancel"} {
+		t.Run(ask, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Hour })
+				cause := errors.New("client went away")
+				parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), ctxKey{}, "v"))
+				p, err := b.Acquire(parent)
+				require.NoError(t, err)
+				ctx := p.Context(parent)
+				assert.Equal(t, "v", ctx.Value(ctxKey{}), "values come from the parent")
+
+				var ended <-chan struct{}
+				switch ask {
+				case "Done":
+					ended = ctx.Done()
+				case "Err":
+					assert.NoError(t, ctx.Err())
+				case "AfterFunc":
+					ch := make(chan struct{})
+					context.AfterFunc(ctx, func() { close(ch) })
+					ended = ch
+				case "WithCancel":
+					d, dc := context.WithCancel(ctx)
+					defer dc()
+					ended = d.Done()
+				}
+				cancel(cause)
+				if ended != nil {
+					<-ended
+				}
+				assert.ErrorIs(t, ctx.Err(), context.Canceled, "the parent's error, at once")
+				assert.True(t, isDone(ctx))
+				assert.Equal(t, cause, context.Cause(ctx), "and the parent's cause")
+				require.NoError(t, p.Release(core.Neutral))
+				assert.ErrorIs(t, ctx.Err(), context.Canceled)
+			})
+		})
+	}
+}
+
+func TestPermitContextReturnsParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		plain := newBulkhead(t, nil)
+		p, err := plain.Acquire(context.Background())
+		require.NoError(t, err)
+		parent := context.WithValue(context.Background(), ctxKey{}, 1)
+		assert.Equal(t, parent, p.Context(parent), "no Timeout: parent itself")
+		require.NoError(t, p.Release(core.Success))
+
+		timed := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Second })
+		p, err = timed.Acquire(context.Background())
+		require.NoError(t, err)
+		earlier, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		assert.Equal(t, earlier, p.Context(earlier), "the parent's deadline comes first: parent itself")
+		require.NoError(t, p.Release(core.Success))
+	})
+}
+
+func TestPermitContextManyPerPermit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, func(c *core.Config) { c.MaxConcurrentCalls, c.Timeout = 2, time.Second })
+		p, err := b.Acquire(context.Background())
+		require.NoError(t, err)
+		other, err := b.Acquire(context.Background())
+		require.NoError(t, err)
+		a, c := p.Context(context.Background()), p.Context(context.Background())
+		untouched := other.Context(context.Background())
+		require.NoError(t, p.Release(core.Success))
+		assert.True(t, isDone(a))
+		assert.True(t, isDone(c))
+		assert.False(t, isDone(untouched), "another permit's context lives on")
+		<-untouched.Done()
+		assert.ErrorIs(t, untouched.Err(), context.DeadlineExceeded)
+		require.NoError(t, other.Release(core.TimedOut))
+		assertIdle(t, b.Stats())
+	})
+}
+
+func TestPermitContextAllocations(t *testing.T) {
+	b := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Minute })
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(1000, func() {
+		p, err := b.Acquire(ctx)
+		if err != nil {
+			panic(err)
+		}
+		_ = p.Context(ctx).Err()
+		if err := p.Release(core.Success); err != nil {
+			panic(err)
+		}
+	})
+	assert.Equal(t, 1.0, allocs, "the context itself, and nothing else")
+}
+
+type ctxKey struct{}
