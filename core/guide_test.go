@@ -489,12 +489,7 @@ func ExamplePermit_Release() {
 		fmt.Println(err)
 		return
 	}
-	jobCtx := ctx
-	if deadline, ok := p.Deadline(); ok {
-		var cancel context.CancelFunc
-		jobCtx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-	}
+	jobCtx := p.Context(ctx) // ctx with the permit's deadline; ends on Release
 	err = runJob(jobCtx)
 	switch {
 	case err == nil:
