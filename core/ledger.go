@@ -57,8 +57,8 @@ type slot struct {
 	seq       uint64        // the call's number, for its ExecutionID
 	admitted  time.Duration // clock offsets
 	started   time.Duration
-	abandoned bool     // guarded by ledger.mu
-	ctxs      *callCtx // the contexts of Permit.Context, ended on release (ledger.mu)
+	abandoned bool       // guarded by ledger.mu
+	ctxs      *permitCtx // the contexts of Permit.Context, ended on release (ledger.mu)
 }
 
 // waiter is a caller in the queue.

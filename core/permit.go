@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -103,7 +104,7 @@ func (p Permit) Context(parent context.Context) context.Context {
 	if d, ok := parent.Deadline(); ok && !d.After(b.clock.at(p.deadline)) {
 		return parent
 	}
-	c := &callCtx{parent: parent, b: b, due: p.deadline, detached: true}
+	c := &permitCtx{callCtx: callCtx{parent: parent, b: b, due: p.deadline}}
 	l := &b.ledger
 	l.mu.Lock()
 	if p.s.gen.Load() != p.gen { // released
@@ -112,9 +113,59 @@ func (p Permit) Context(parent context.Context) context.Context {
 		return c
 	}
 	c.nextOfSlot, p.s.ctxs = p.s.ctxs, c
-	l.watchLocked(c)
+	l.watchLocked(&c.callCtx)
 	l.mu.Unlock()
 	return c
+}
+
+// permitCtx is the context of Permit.Context: a callCtx that no caller waits on, ended by
+// the bulkhead's timer, by the release, or by its parent's end, which it learns through
+// context.AfterFunc, registered when someone first asks for Done, Err or AfterFunc (until
+// then nobody can tell whether it ended).
+type permitCtx struct {
+	callCtx
+	follow     sync.Once
+	stop       func() bool // stops following the parent; set once by follow (ledger.mu after)
+	nextOfSlot *permitCtx  // the slot's other contexts (ledger.mu)
+}
+
+func (c *permitCtx) Done() <-chan struct{} {
+	c.followParent()
+	return c.callCtx.Done()
+}
+
+func (c *permitCtx) Err() error {
+	c.followParent()
+	if c.decided.Load() == running && c.parent.Err() != nil {
+		// The parent ended and the AfterFunc that tells us may still be on its way: its
+		// error shows at once, as a child of context.WithCancel's would.
+		c.end(departed)
+	}
+	return c.callCtx.Err()
+}
+
+func (c *permitCtx) AfterFunc(f func()) (stop func() bool) {
+	c.followParent()
+	return c.callCtx.AfterFunc(f)
+}
+
+// followParent makes the context end when its parent does.
+func (c *permitCtx) followParent() {
+	c.follow.Do(func() {
+		if c.parent.Done() == nil || c.decided.Load() != running {
+			return // the parent never ends, or this context already has
+		}
+		c.stop = context.AfterFunc(c.parent, func() { c.end(departed) })
+	})
+}
+
+// release ends the context when its permit is released, and stops following the parent.
+func (c *permitCtx) release() {
+	c.end(finished)
+	c.follow.Do(func() {}) // no registration after this one
+	if c.stop != nil {
+		c.stop()
+	}
 }
 
 // Bulkhead returns the bulkhead that granted the permit (nil for the zero Permit).

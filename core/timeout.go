@@ -48,14 +48,6 @@ type callCtx struct {
 	watched  bool        // in the ledger's list (ledger.mu)
 	panicked bool        // fn panicked or called runtime.Goexit (see timedCall.run)
 
-	// A Permit's context (Permit.Context) has no caller waiting on it: it learns of its
-	// parent's end through context.AfterFunc, registered when someone first asks for Done,
-	// Err or AfterFunc, and it ends when the permit is released.
-	detached     bool
-	watchParent  sync.Once
-	stopWatching func() bool // guarded by mu
-	nextOfSlot   *callCtx    // the slot's other contexts (ledger.mu)
-
 	// Guarded by ledger.mu: the ledger's list of timed calls, in deadline order, and the
 	// queue place of a call that has not started yet.
 	prev, next *callCtx
@@ -82,9 +74,6 @@ func (c *callCtx) Done() <-chan struct{} {
 	if d := c.done.Load(); d != nil {
 		return *d
 	}
-	if c.detached {
-		c.followParent()
-	}
 	ch := make(chan struct{})
 	if c.done.CompareAndSwap(nil, &ch) {
 		return ch // end will close it
@@ -95,15 +84,6 @@ func (c *callCtx) Done() <-chan struct{} {
 // Err returns nil until the context is done, then why the call ended.
 func (c *callCtx) Err() error {
 	r := c.reason.Load()
-	if r == running && c.detached {
-		// The parent may have ended while the AfterFunc that tells us is still on its
-		// way: its error shows at once, as a child of context.WithCancel's would.
-		c.followParent()
-		if c.parent.Err() != nil {
-			c.end(departed)
-		}
-		r = c.reason.Load()
-	}
 	if r == running {
 		return nil
 	}
@@ -135,25 +115,28 @@ func (c *callCtx) end(r int32) bool {
 	}
 	// AfterFunc sets hasAfter before it reads decided, and this reads hasAfter after the
 	// swap above: one of the two sees the other, so every registered function runs once.
-	if c.hasAfter.Load() || c.detached {
-		c.mu.Lock()
-		fs, stop := c.afterFuncs, c.stopWatching
-		c.afterFuncs, c.stopWatching = nil, nil
-		c.mu.Unlock()
-		for f := range fs {
-			go f.f()
-		}
-		if stop != nil {
-			stop()
-		}
+	if c.hasAfter.Load() {
+		c.runAfterFuncs()
 	}
-	if c.detached {
-		return true
-	}
-	if r != departed {
+	if r != departed && c.wake != nil { // a Permit's context has no caller waiting
 		c.wake <- struct{}{} // buffered: exactly one token per call, taken by the caller
 	}
 	return true
+}
+
+// runAfterFuncs runs the functions registered with AfterFunc. It is apart from end to
+// keep end's stack frame small: end runs on goroutines that have just started, where a
+// larger frame can cost a stack copy per call.
+//
+//go:noinline
+func (c *callCtx) runAfterFuncs() {
+	c.mu.Lock()
+	fs := c.afterFuncs
+	c.afterFuncs = nil
+	c.mu.Unlock()
+	for f := range fs {
+		go f.f()
+	}
 }
 
 type afterFunc struct{ f func() }
@@ -161,9 +144,6 @@ type afterFunc struct{ f func() }
 // AfterFunc lets contexts derived from this one (context.WithCancel and friends) learn
 // that it ended without a watcher goroutine each: the context package looks for it.
 func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
-	if c.detached {
-		c.followParent()
-	}
 	a := &afterFunc{f: f}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,29 +163,6 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 		delete(c.afterFuncs, a)
 		return ok
 	}
-}
-
-// followParent makes a Permit's context end when its parent does. It runs once, when the
-// context is first asked whether it is done: until then nobody can tell.
-func (c *callCtx) followParent() {
-	c.watchParent.Do(func() {
-		if c.parent.Done() == nil {
-			return // never ends
-		}
-		if err := c.parent.Err(); err != nil {
-			c.end(departed)
-			return
-		}
-		stop := context.AfterFunc(c.parent, func() { c.end(departed) })
-		c.mu.Lock()
-		if c.decided.Load() != running {
-			c.mu.Unlock()
-			stop()
-			return
-		}
-		c.stopWatching = stop
-		c.mu.Unlock()
-	})
 }
 
 // expireDue is the bulkhead's deadline timer: it ends every timed call whose Timeout has
