@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -174,3 +175,48 @@ func TestPermitContextAllocations(t *testing.T) {
 }
 
 type ctxKey struct{}
+
+// TestPermitContextHammer races the three ends of a permit's context (its deadline, its
+// parent's cancellation, the release) from many goroutines, in real time: every context
+// ends, with one of the three errors, and the bulkhead comes back idle.
+func TestPermitContextHammer(t *testing.T) {
+	b := newBulkhead(t, func(c *core.Config) {
+		c.MaxConcurrentCalls, c.MaxQueueSize, c.Timeout = 8, 64, 2*time.Millisecond
+	})
+	const workers, each = 16, 300
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				parent, cancel := context.WithCancel(context.Background())
+				p, err := b.Acquire(parent)
+				if err != nil {
+					cancel()
+					continue // ErrFull or ErrTimeout while queued: fine here
+				}
+				ctx := p.Context(parent)
+				switch (w + i) % 4 {
+				case 0: // released before anything else
+				case 1: // the parent goes first
+					cancel()
+				case 2: // the deadline goes first
+					<-ctx.Done()
+				case 3: // the deadline and the parent race
+					go cancel()
+					time.Sleep(time.Duration(i%3) * time.Millisecond)
+				}
+				_ = ctx.Err() // asks while the ends race
+				assert.NoError(t, p.Release(core.Success))
+				<-ctx.Done()
+				if err := ctx.Err(); !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("context ended with %v", err)
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	assertIdle(t, b.Stats())
+}
