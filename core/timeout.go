@@ -19,7 +19,8 @@ const (
 )
 
 // callCtx is the context fn gets when its bulkhead has a Timeout, and the meeting point
-// of the caller and the goroutine running fn. Whichever of fn's return, the Timeout and
+// of the caller and the goroutine running fn. (It is also the heart of Permit.Context's
+// context, permitCtx, which no caller waits on.) Whichever of fn's return, the Timeout and
 // the caller's ctx comes first wins end (one compare-and-swap) and so decides the call.
 // fn's return and the Timeout wake the caller with a token on its permit's wake channel,
 // which is reused from call to call; Done's channel is made only if fn asks for it, as
@@ -172,7 +173,7 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 // harm.
 func (b *Bulkhead) expireDue() {
 	var buf [8]*callCtx
-	running := buf[:0]
+	started := buf[:0] // due calls whose function runs: ended after the lock
 	l := &b.ledger
 	now := b.clock.now()
 	l.mu.Lock()
@@ -184,7 +185,7 @@ func (b *Bulkhead) expireDue() {
 			l.rejected++
 			continue
 		}
-		running = append(running, c)
+		started = append(started, c)
 	}
 	l.armed = false
 	if c := l.dueHead; c != nil {
@@ -192,7 +193,7 @@ func (b *Bulkhead) expireDue() {
 	}
 	l.checkDrainedLocked()
 	l.mu.Unlock()
-	for _, c := range running {
+	for _, c := range started {
 		c.end(expired)
 	}
 }
