@@ -43,6 +43,16 @@
 // function runs, Execute returns ErrTimeout at once, the function's context is cancelled,
 // and the function keeps its permit until it really returns (Stats.AbandonedTasks). Without
 // a Timeout the function runs on the caller's goroutine and Execute allocates nothing.
+// Permit.Context gives work done under a permit the same deadline.
+//
+// # Testing with testing/synctest
+//
+// A bulkhead follows a synctest bubble's fake clock: timeouts fire, isolations end and
+// Result's durations read exactly as the bubble's time says. Create the bulkhead inside
+// the bubble, one per test. A bulkhead must not be shared between a bubble and code
+// outside it (or another bubble): the timer and channels of its timed calls belong to the
+// bubble in which they were first needed, and Go stops the program with a fatal error when
+// they are used from outside it.
 //
 // # The circuit breaker
 //
