@@ -170,3 +170,52 @@ func BenchmarkExecuteParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPermitContext is what middleware does per request with a Timeout: Acquire, give
+// the handler the permit's context (which it asks for Done, as a client call does), Release.
+// The baselines do the same with context.WithDeadline and its cancel, and without asking Done.
+// The parent is cancellable, as a server's request context is.
+func BenchmarkPermitContext(b *testing.B) {
+	rows := []struct {
+		name    string
+		derive  func(parent context.Context, p Permit) (context.Context, context.CancelFunc)
+		askDone bool
+	}{
+		{"Permit.Context", func(parent context.Context, p Permit) (context.Context, context.CancelFunc) {
+			return p.Context(parent), func() {}
+		}, true},
+		{"Permit.Context/no-Done", func(parent context.Context, p Permit) (context.Context, context.CancelFunc) {
+			return p.Context(parent), func() {}
+		}, false},
+		{"WithDeadline", func(parent context.Context, p Permit) (context.Context, context.CancelFunc) {
+			d, _ := p.Deadline()
+			return context.WithDeadline(parent, d)
+		}, true},
+	}
+	for _, row := range rows {
+		b.Run(row.name, func(b *testing.B) {
+			bh := benchBulkhead(b, func(c *Config) { c.Timeout = time.Second })
+			parent, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := bh.Acquire(parent)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, done := row.derive(parent, p)
+				if row.askDone {
+					select {
+					case <-ctx.Done():
+						b.Fatal("done early")
+					default:
+					}
+				}
+				done()
+				if err := p.Release(Success); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -375,9 +375,11 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 	l := &b.ledger
 	l.mu.Lock()
 	ctxs := s.ctxs
-	s.ctxs = nil
-	for c := ctxs; c != nil; c = c.nextOfSlot {
-		l.unwatchLocked(&c.callCtx)
+	if ctxs != nil {
+		s.ctxs = nil
+		for c := ctxs; c != nil; c = c.nextOfSlot {
+			l.unwatchLocked(&c.callCtx)
+		}
 	}
 	l.finishLocked(s, ok)
 	if timedOut {

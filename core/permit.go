@@ -2,7 +2,7 @@ package core
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -90,12 +90,15 @@ func (p Permit) Deadline() (time.Time, bool) {
 // (parent's error), or when p is released (context.Canceled), whichever comes first: the
 // context and the cancel function of context.WithDeadline, with Release as the cancel.
 // When p has no deadline, or parent's comes first, Context returns parent itself. Context
-// may be called more than once; every context it returned ends when p is released, and
-// one asked for after the release is born done.
+// may be called more than once, also concurrently; every context it returned ends when p
+// is released, and one asked for after the release is born done. The zero Permit returns
+// parent. The returned context is safe for concurrent use.
 //
-// It costs one allocation and no timer of its own: the bulkhead's timer, the one it keeps
-// for the Timeouts of Execute, ends it (context.WithDeadline takes four allocations and a
-// timer per call). Middleware gives it to the handler.
+// No timer of its own is set: the bulkhead's timer, the one it keeps for the Timeouts of
+// Execute, ends it. It costs one allocation until someone asks it for Done, Err or
+// AfterFunc; then, if parent can end, it follows parent through context.AfterFunc and
+// makes its Done channel, five allocations in all, as many as context.WithDeadline takes
+// (BenchmarkPermitContext). Middleware gives it to the handler.
 func (p Permit) Context(parent context.Context) context.Context {
 	if p.deadline == 0 {
 		return parent
@@ -124,10 +127,17 @@ func (p Permit) Context(parent context.Context) context.Context {
 // then nobody can tell whether it ended).
 type permitCtx struct {
 	callCtx
-	follow     sync.Once
-	stop       func() bool // stops following the parent; set once by follow (ledger.mu after)
-	nextOfSlot *permitCtx  // the slot's other contexts (ledger.mu)
+	following  atomic.Int32 // notFollowing, then following (by followParent) or released
+	stop       func() bool  // stops following the parent (callCtx.mu)
+	nextOfSlot *permitCtx   // the slot's other contexts (ledger.mu)
 }
+
+// The states of permitCtx.following.
+const (
+	notFollowing = iota
+	following
+	released // released before anyone asked: never follow
+)
 
 func (c *permitCtx) Done() <-chan struct{} {
 	c.followParent()
@@ -149,22 +159,36 @@ func (c *permitCtx) AfterFunc(f func()) (stop func() bool) {
 	return c.callCtx.AfterFunc(f)
 }
 
-// followParent makes the context end when its parent does.
+// followParent makes the context end when its parent does. After the first call it is one
+// atomic load.
 func (c *permitCtx) followParent() {
-	c.follow.Do(func() {
-		if c.parent.Done() == nil || c.decided.Load() != running {
-			return // the parent never ends, or this context already has
-		}
-		c.stop = context.AfterFunc(c.parent, func() { c.end(departed) })
-	})
+	if c.following.Load() != notFollowing {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.following.CompareAndSwap(notFollowing, following) {
+		return // followed by another caller, or released
+	}
+	if c.parent.Done() == nil || c.decided.Load() != running {
+		return // the parent never ends, or this context already has
+	}
+	c.stop = context.AfterFunc(c.parent, func() { c.end(departed) })
 }
 
 // release ends the context when its permit is released, and stops following the parent.
+// A context nobody asked about costs one compare-and-swap here.
 func (c *permitCtx) release() {
 	c.end(finished)
-	c.follow.Do(func() {}) // no registration after this one
-	if c.stop != nil {
-		c.stop()
+	if c.following.CompareAndSwap(notFollowing, released) {
+		return
+	}
+	c.mu.Lock() // waits for a followParent in progress
+	stop := c.stop
+	c.stop = nil
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
 

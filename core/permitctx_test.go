@@ -172,6 +172,24 @@ func TestPermitContextAllocations(t *testing.T) {
 		}
 	})
 	assert.Equal(t, 1.0, allocs, "the context itself, and nothing else")
+
+	// Asked for Done under a cancellable parent, it also makes its channel and follows the
+	// parent through context.AfterFunc (its record, its stop function, and our callback):
+	// five in all, as many as context.WithDeadline and its timer take in
+	// BenchmarkPermitContext.
+	parent, cancel := context.WithCancel(ctx)
+	defer cancel()
+	allocs = testing.AllocsPerRun(1000, func() {
+		p, err := b.Acquire(parent)
+		if err != nil {
+			panic(err)
+		}
+		_ = p.Context(parent).Done()
+		if err := p.Release(core.Success); err != nil {
+			panic(err)
+		}
+	})
+	assert.Equal(t, 5.0, allocs)
 }
 
 type ctxKey struct{}

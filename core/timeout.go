@@ -24,9 +24,9 @@ const (
 // the caller's ctx comes first wins end (one compare-and-swap) and so decides the call.
 // fn's return and the Timeout wake the caller with a token on its permit's wake channel,
 // which is reused from call to call; Done's channel is made only if fn asks for it, as
-// context.WithCancel does. No lock is taken unless fn registers an AfterFunc (as
-// context.WithCancel(ctx) does). A call with a Timeout thus costs one allocation, against
-// four for context.WithDeadline (docs/performance.md).
+// context.WithCancel does. No lock is taken unless fn asks for Done or registers an
+// AfterFunc (as context.WithCancel(ctx) does). The context thus costs one allocation (two
+// once fn asks for Done), against four for context.WithDeadline (docs/performance.md).
 //
 // No timer is set per call: the bulkhead keeps its timed calls in a list in deadline
 // order (see ledger.watchLocked) and one timer for the earliest.
@@ -36,10 +36,10 @@ type callCtx struct {
 	start  time.Duration                 // admission, a clock offset
 	due    time.Duration                 // admission + Timeout, a clock offset
 	wake   chan struct{}                 // the permit's wake channel, set when the call starts (ledger.mu)
-	done   atomic.Pointer[chan struct{}] // made by the first Done, or closedchan by end
+	done   atomic.Pointer[chan struct{}] // &doneCh once Done made it, or &closedchan once ended
+	doneCh chan struct{}                 // made by the first Done, under mu, before done points to it
 
-	decided atomic.Int32 // running until end picks the winner
-	reason  atomic.Int32 // what Err reports: decided, stored before done is closed
+	decided atomic.Int32 // running until end picks the winner, which is then what Err reports
 
 	// An abandoned call's permit comes back when both the caller has recorded its
 	// departure and fn has returned: whichever of the two counts 2 hands it back.
@@ -59,9 +59,11 @@ type callCtx struct {
 }
 
 // closedchan is the Done of a context that ended before anyone asked for its Done.
-var closedchan = make(chan struct{})
-
-func init() { close(closedchan) }
+var closedchan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 func (c *callCtx) Deadline() (time.Time, bool) {
 	deadline := c.b.clock.at(c.due)
@@ -71,24 +73,31 @@ func (c *callCtx) Deadline() (time.Time, bool) {
 	return deadline, true
 }
 
+// Done makes its channel the first time it is asked (end does not wait for it: it swaps in
+// closedchan when there is none yet), so a function that never asks costs no channel.
 func (c *callCtx) Done() <-chan struct{} {
 	if d := c.done.Load(); d != nil {
 		return *d
 	}
-	ch := make(chan struct{})
-	if c.done.CompareAndSwap(nil, &ch) {
-		return ch // end will close it
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := c.done.Load(); d != nil {
+		return *d // made by another Done, or ended
 	}
-	return *c.done.Load() // another Done made one first, or end installed closedchan
+	c.doneCh = make(chan struct{})
+	if c.done.CompareAndSwap(nil, &c.doneCh) {
+		return c.doneCh // end will close it
+	}
+	return *c.done.Load() // end came first: closedchan
 }
 
 // Err returns nil until the context is done, then why the call ended.
 func (c *callCtx) Err() error {
-	r := c.reason.Load()
+	r := c.decided.Load()
 	if r == running {
 		return nil
 	}
-	<-c.Done() // end closes it right after storing reason: no Err before Done is closed
+	<-c.Done() // end closes it right after deciding: no Err before Done is closed
 	switch r {
 	case finished:
 		return context.Canceled
@@ -110,7 +119,6 @@ func (c *callCtx) end(r int32) bool {
 	if !c.decided.CompareAndSwap(running, r) {
 		return false
 	}
-	c.reason.Store(r)
 	if d := c.done.Swap(&closedchan); d != nil {
 		close(*d)
 	}

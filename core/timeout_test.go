@@ -493,3 +493,33 @@ func TestTimeoutGrantedAtTheDeadline(t *testing.T) {
 		})
 	}
 }
+
+// A timed call allocates its record and its goroutine's start; Done's channel only if fn
+// asks for it.
+func TestTimeoutAllocations(t *testing.T) {
+	b := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Minute })
+	ctx := context.Background()
+	asksDone := func(ctx context.Context) (int, error) {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		default:
+			return 1, nil
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		fn   func(context.Context) (int, error)
+		want float64
+	}{
+		{"fn ignores ctx", succeed(1), 2},
+		{"fn asks Done", asksDone, 3},
+	} {
+		allocs := testing.AllocsPerRun(1000, func() {
+			if _, err := core.Execute(ctx, b, tt.fn); err != nil {
+				panic(err)
+			}
+		})
+		assert.Equal(t, tt.want, allocs, tt.name)
+	}
+}
