@@ -1,12 +1,10 @@
 package config_test
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/bulkman-go/bulkman/config"
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/testlog"
 )
 
 // reload is what the WithOnReload function saw: the error, and the limit of "orders"
@@ -25,11 +24,11 @@ type reload struct {
 }
 
 // watched opens shop's file with a watcher whose reloads arrive on the returned channel.
-func watched(t *testing.T) (*config.Live, *core.Manager, string, <-chan reload, *syncBuffer) {
+func watched(t *testing.T) (*config.Live, *core.Manager, string, <-chan reload, *testlog.Buffer) {
 	t.Helper()
 	reloads := make(chan reload, 16)
 	var m *core.Manager
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	l, m, path := open(t, shop,
 		config.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
 		config.WithOnReload(func(err error) {
@@ -113,22 +112,4 @@ func TestWatchSymlinkSwap(t *testing.T) {
 		t.Fatal("no reload within 10s of the swap")
 	}
 	assert.Equal(t, 7, get(t, m, "orders").Config().MaxConcurrentCalls)
-}
-
-// syncBuffer is a bytes.Buffer safe for the watcher's logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

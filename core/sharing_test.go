@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/testlog"
 )
 
 // The tests of shared circuit state run two "replicas" (two bulkheads of the same name)
@@ -120,34 +120,6 @@ func (s *testStore) statuses() []string {
 		out[i] = r.Status
 	}
 	return out
-}
-
-// logSink is a slog.Handler that keeps the records of Warn and above.
-type logSink struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (h *logSink) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-func (h *logSink) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.msgs = append(h.msgs, r.Message)
-	h.mu.Unlock()
-	return nil
-}
-func (h *logSink) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logSink) WithGroup(string) slog.Handler      { return h }
-
-func (h *logSink) count(substr string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, m := range h.msgs {
-		if strings.Contains(m, substr) {
-			n++
-		}
-	}
-	return n
 }
 
 // replica returns a circuit-breaking bulkhead called "api" over store: 3 consecutive
@@ -512,9 +484,9 @@ func TestSharedFailOpen(t *testing.T) {
 		mem := core.NewMemoryStore()
 		s := &testStore{inner: mem}
 		s.down.Store(true)
-		logs := &logSink{}
+		logs := &testlog.Sink{MinLevel: slog.LevelWarn}
 		b := replica(t, s, time.Second, core.WithLogger(slog.New(logs)))
-		assert.Equal(t, 1, logs.count("read failed"), "the load at start failed")
+		assert.Equal(t, 1, logs.Count("read failed"), "the load at start failed")
 
 		for range 10 {
 			r, err := core.Execute(context.Background(), b, succeed(1))
@@ -528,7 +500,7 @@ func TestSharedFailOpen(t *testing.T) {
 		}
 		assert.Equal(t, isolation, retryAfter(t, b), "the circuit opens locally")
 		synctest.Wait()
-		assert.GreaterOrEqual(t, logs.count("write failed"), 1)
+		assert.GreaterOrEqual(t, logs.Count("write failed"), 1)
 
 		time.Sleep(isolation)
 		r, err := core.Execute(context.Background(), b, succeed(1)) // probe: HALF_OPEN, then CLOSED

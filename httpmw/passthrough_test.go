@@ -6,8 +6,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/testlog"
 )
 
 // observed returns a bulkhead whose finished calls report their outcome on the channel,
@@ -150,24 +149,6 @@ func TestTimedUnwrapTakesOverTheResponse(t *testing.T) {
 	assert.Equal(t, "1", rec.Header().Get("X-Before"), "headers handed over")
 }
 
-// syncBuffer is a log destination safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestHandlerTimeoutOverRealServer checks the timeout response on real connections,
 // HTTP/1.1 and HTTP/2: it arrives while the handler still runs, the late writes never
 // reach the wire, the server logs no superfluous WriteHeader, and the connection stays
@@ -195,7 +176,7 @@ func testTimeoutOverRealServer(t *testing.T, h2 bool) {
 		_, err := io.WriteString(w, "late")
 		late <- err
 	}), b)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ErrorLog = log.New(&logs, "", 0)
 	if h2 {

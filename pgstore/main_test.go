@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,34 +95,6 @@ func newStore(t testing.TB, pool *pgxpool.Pool, opts ...pgstore.Option) *pgstore
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-// logSink is a slog.Handler that keeps every record's message.
-type logSink struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (h *logSink) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logSink) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	h.msgs = append(h.msgs, r.Level.String()+" "+r.Message)
-	h.mu.Unlock()
-	return nil
-}
-func (h *logSink) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logSink) WithGroup(string) slog.Handler      { return h }
-
-func (h *logSink) count(substr string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, m := range h.msgs {
-		if strings.Contains(m, substr) {
-			n++
-		}
-	}
-	return n
 }
 
 // eventually polls cond every few milliseconds until it holds or d passes.

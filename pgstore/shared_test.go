@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulkman-go/bulkman/core"
 	"github.com/bulkman-go/bulkman/internal/pgtest"
+	"github.com/bulkman-go/bulkman/internal/testlog"
 	"github.com/bulkman-go/bulkman/pgstore"
 )
 
@@ -199,7 +200,7 @@ func TestDatabaseKilledAndRestarted(t *testing.T) {
 		t.Skip("cannot kill the external server named by DATABASE_URL")
 	}
 	url := database(t, srv)
-	logs := &logSink{}
+	logs := &testlog.Sink{MinLevel: slog.LevelDebug}
 	logger := slog.New(logs)
 	sa := newStore(t, newPool(t, url), pgstore.WithLogger(logger))
 	sb := newStore(t, newPool(t, url), pgstore.WithLogger(logger))
@@ -223,14 +224,14 @@ func TestDatabaseKilledAndRestarted(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, r.Success, "B cannot know yet")
 	t.Logf("slowest call while the database was down: %v", worst)
-	eventually(t, 5*time.Second, func() bool { return logs.count("circuit store write failed") > 0 }, "the failed write is logged")
+	eventually(t, 5*time.Second, func() bool { return logs.Count("circuit store write failed") > 0 }, "the failed write is logged")
 
 	require.NoError(t, srv.Restart(context.Background()))
 	rec := storedOpen(t, sb, "api", 10*time.Second)
 	assert.WithinDuration(t, opened.Add(time.Minute), rec.OpenUntil, time.Second, "A's OPEN, re-persisted")
 	eventually(t, 10*time.Second, func() bool { return b.State() == core.Isolated }, "B learns of it")
 	assert.InDelta(t, retryAfter(t, a), retryAfter(t, b), float64(100*time.Millisecond))
-	assert.Positive(t, logs.count("lost the listening connection"))
+	assert.Positive(t, logs.Count("lost the listening connection"))
 
 	// Both listening connections are back (each hears the other's writes), and a new
 	// transition propagates through LISTEN/NOTIFY alone (no poll).
@@ -263,7 +264,7 @@ func TestDatabaseKilledAndRestarted(t *testing.T) {
 func TestHangingDatabase(t *testing.T) {
 	t.Parallel()
 	url := database(t, nil)
-	logs := &logSink{}
+	logs := &testlog.Sink{MinLevel: slog.LevelDebug}
 	s := newStore(t, newPool(t, url))
 	const deadline = 300 * time.Millisecond
 	opts := []core.Option{core.WithStoreTimeout(deadline), core.WithLogger(slog.New(logs))}
@@ -300,7 +301,7 @@ func TestHangingDatabase(t *testing.T) {
 	}
 	t.Logf("slowest of 303 calls while the store hung: %v (store deadline %v)", worst, deadline)
 	assert.Less(t, worst, deadline, "no call waited for the store")
-	eventually(t, 5*time.Second, func() bool { return logs.count("circuit store write failed") > 0 }, "the write timed out")
+	eventually(t, 5*time.Second, func() bool { return logs.Count("circuit store write failed") > 0 }, "the write timed out")
 
 	// A replica starting now: its Store's New reads only the catalog, which the lock
 	// does not hold; its bulkhead's load at start waits at most the store deadline.

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/testlog"
 	"github.com/bulkman-go/bulkman/pgstore"
 )
 
@@ -336,7 +337,7 @@ func TestSubscribeLongName(t *testing.T) {
 func TestMalformedRowsAreIgnoredAndFixed(t *testing.T) {
 	t.Parallel()
 	pool := newPool(t, database(t, nil))
-	logs := &logSink{}
+	logs := &testlog.Sink{MinLevel: slog.LevelDebug}
 	s := newStore(t, pool, pgstore.WithLogger(slog.New(logs)))
 	ctx := context.Background()
 	_, err := pool.Exec(ctx, `INSERT INTO bulkman_circuits (namespace, name, status, open_until) VALUES
@@ -355,7 +356,7 @@ func TestMalformedRowsAreIgnoredAndFixed(t *testing.T) {
 			assert.Zero(t, rec)
 		}
 	}
-	assert.Equal(t, len(names), logs.count("WARN pgstore: ignoring a malformed circuit row"), "each logged once")
+	assert.Equal(t, len(names), logs.Count("WARN pgstore: ignoring a malformed circuit row"), "each logged once")
 
 	// A bulkhead over a malformed row starts CLOSED and works.
 	cfg := core.DefaultConfig("null_until")
