@@ -280,7 +280,8 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	end := b.clock.now()
 	r.ExecutionTime = end - s.started
 
-	if c.decided.Load() == finished {
+	decided := c.decided.Load()
+	if decided == finished {
 		if c.panicked {
 			b.finish(s, false, Failure, end, &c.callCtx)
 			if c.panicVal == nil {
@@ -298,7 +299,7 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	}
 
 	// The caller gives up on a running fn: count it failed now, keep its permit held.
-	timedOut := c.decided.Load() == expired
+	timedOut := decided == expired
 	o := Neutral
 	if timedOut {
 		o = Failure // a hung dependency must be able to trip the circuit
