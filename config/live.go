@@ -27,10 +27,12 @@ import (
 //     running calls finish while new ones start only under the new limit. A changed
 //     health_check_interval is recorded but takes effect only for bulkheads created later
 //     (core's rule).
-//   - A bulkhead dropped from the file is left as it is in the Manager (the Manager has no
-//     way to remove one): it keeps running the calls it has, receives no new routes from
-//     this Live, and keeps its statistics. If a later file declares it again, it is
-//     reconfigured and routed again, with its statistics and circuit state.
+//   - A bulkhead dropped from the file is left as it is in the Manager (the Live does not
+//     own the Manager, whose bulkheads other code may hold): it keeps running the calls it
+//     has, receives no new routes from this Live, and keeps its statistics. If a later
+//     file declares it again, it is reconfigured and routed again, with its statistics
+//     and circuit state. To be rid of it, take it out with core.Manager.Remove and shut
+//     it down.
 //   - A change of circuit_breaker_enabled, which Reconfigure refuses, is an error that
 //     changes nothing. To turn the breaker on or off while serving, give the bulkhead a
 //     new name (a new bulkhead takes the routes; the old one drains), or restart.

@@ -113,6 +113,32 @@ func ExampleManager() {
 	// <nil>
 }
 
+// Bulkheads made on demand (one per tenant, say) are taken out with Remove when they are
+// no longer wanted, then shut down to let their running calls finish.
+func ExampleManager_Remove() {
+	ctx := context.Background()
+	m := core.NewManager()
+	for _, tenant := range []string{"acme", "globex", "initech"} {
+		if _, err := m.GetOrCreate(core.DefaultConfig("tenant-" + tenant)); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+
+	b, ok := m.Remove("tenant-globex") // the tenant left
+	fmt.Println(ok, m.Names())
+	fmt.Println(b.Shutdown(ctx)) // refuses new calls, waits for the running ones
+
+	_, err := core.ExecuteIn(ctx, m, "tenant-globex", func(ctx context.Context) (int, error) {
+		return 1, nil
+	})
+	fmt.Println(errors.Is(err, core.ErrNotFound))
+	// Output:
+	// true [tenant-acme tenant-initech]
+	// <nil>
+	// true
+}
+
 func ExampleExecuteIn() {
 	m := core.NewManager()
 	_, _ = m.Create(core.DefaultConfig("db"))

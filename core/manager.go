@@ -27,17 +27,14 @@ func NewManager(opts ...Option) *Manager {
 // Create adds a bulkhead for cfg (seed: create_bulkhead). It returns the errors of New for
 // an invalid cfg, and a *Error wrapping ErrExists if the name is taken.
 func (m *Manager) Create(cfg Config) (*Bulkhead, error) {
-	b, err := New(cfg, m.opts...)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.bulkheads[cfg.Name]; ok {
+	b, taken, err := m.add(cfg)
+	if taken != nil {
 		return nil, &Error{Bulkhead: cfg.Name, Err: ErrExists}
 	}
-	m.bulkheads[cfg.Name] = b
-	return b, nil
+	return b, err
 }
 
 // Get returns the bulkhead called name (seed: get_bulkhead).
@@ -54,13 +51,55 @@ func (m *Manager) GetOrCreate(cfg Config) (*Bulkhead, error) {
 	if b, ok := m.Get(cfg.Name); ok {
 		return b, nil
 	}
-	b, err := m.Create(cfg)
-	if errors.Is(err, ErrExists) {
-		if b, ok := m.Get(cfg.Name); ok { // created by a concurrent caller
-			return b, nil
-		}
+	b, taken, err := m.add(cfg)
+	if taken != nil {
+		return taken, nil
 	}
 	return b, err
+}
+
+// add makes a bulkhead for cfg and registers it, unless cfg.Name is taken: then it
+// returns the bulkhead that has the name (taken) and registers nothing. The bulkhead is
+// made outside the lock, since New may wait for a CircuitStore; one that loses a race
+// for its name is stopped again (its store subscription and goroutine).
+func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
+	if b, ok := m.Get(cfg.Name); ok {
+		return nil, b, nil
+	}
+	b, err = New(cfg, m.opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.mu.Lock()
+	taken, ok := m.bulkheads[cfg.Name]
+	if !ok {
+		m.bulkheads[cfg.Name] = b
+	}
+	m.mu.Unlock()
+	if ok {
+		b.discard()
+		return nil, taken, nil
+	}
+	return b, nil, nil
+}
+
+// Remove takes the bulkhead called name out of m and returns it; false if m has none.
+// From then on m's Get, Names, Stats, Health, Shutdown and ExecuteIn no longer see it, and
+// Create may use the name again for a new bulkhead (with new statistics; a circuit in a
+// CircuitStore is keyed by name, so the new bulkhead shares the old one's).
+//
+// The bulkhead itself is not changed: calls in flight and callers that hold it go on as
+// before. To refuse its new calls and wait for the running ones, shut it down:
+//
+//	if b, ok := m.Remove("tenant-42"); ok {
+//		err := b.Shutdown(ctx)
+//	}
+func (m *Manager) Remove(name string) (*Bulkhead, bool) {
+	m.mu.Lock()
+	b, ok := m.bulkheads[name]
+	delete(m.bulkheads, name)
+	m.mu.Unlock()
+	return b, ok
 }
 
 // Names returns the bulkheads' names, sorted.

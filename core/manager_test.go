@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -202,4 +203,171 @@ func TestManagerShutdown(t *testing.T) {
 		_, err = core.ExecuteIn(context.Background(), m, "a", succeed(1))
 		assertRefusal(t, err, core.ErrShutdown, "a")
 	})
+}
+
+func TestManagerRemove(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := core.NewManager()
+		a, err := m.Create(core.DefaultConfig("a"))
+		require.NoError(t, err)
+		_, err = m.Create(core.DefaultConfig("b"))
+		require.NoError(t, err)
+
+		got, ok := m.Remove("nope")
+		assert.False(t, ok)
+		assert.Nil(t, got)
+		assert.Equal(t, []string{"a", "b"}, m.Names(), "removing an unknown name changes nothing")
+
+		// A call running in a when it is removed goes on, and so do callers that hold a.
+		g := newGate()
+		running := goExecute(context.Background(), a, hold(g, 7, nil))
+		synctest.Wait()
+		got, ok = m.Remove("a")
+		require.True(t, ok)
+		assert.Same(t, a, got)
+		assert.Equal(t, []string{"b"}, m.Names())
+		assert.NotContains(t, m.Stats(), "a")
+		assert.NotContains(t, m.Health(), "a")
+		_, ok = m.Get("a")
+		assert.False(t, ok)
+		_, err = core.ExecuteIn(context.Background(), m, "a", succeed(1))
+		assertRefusal(t, err, core.ErrNotFound, "a")
+		_, ok = m.Remove("a")
+		assert.False(t, ok, "removed once")
+
+		r, err := core.Execute(context.Background(), a, succeed(2))
+		require.NoError(t, err)
+		assert.Equal(t, 2, r.Value, "the removed bulkhead still serves whoever holds it")
+		assert.Equal(t, 1, a.Stats().ActiveTasks)
+
+		// The name is free again: a new bulkhead with its own statistics.
+		cfg := core.DefaultConfig("a")
+		cfg.MaxConcurrentCalls = 3
+		a2, err := m.Create(cfg)
+		require.NoError(t, err)
+		assert.NotSame(t, a, a2)
+		assert.Equal(t, int64(0), a2.Stats().TotalExecutions)
+		assert.Equal(t, int64(2), a.Stats().TotalExecutions)
+
+		// The Manager's Shutdown no longer reaches the removed one; its own does, and
+		// waits for the call it runs.
+		require.NoError(t, m.Shutdown(context.Background()))
+		_, err = core.Execute(context.Background(), a2, succeed(1))
+		assertRefusal(t, err, core.ErrShutdown, "a")
+		r, err = core.Execute(context.Background(), a, succeed(3))
+		require.NoError(t, err)
+		assert.Equal(t, 3, r.Value)
+
+		done := make(chan error, 1)
+		go func() { done <- a.Shutdown(context.Background()) }()
+		synctest.Wait()
+		assert.Len(t, done, 0, "waits for the running call")
+		close(g)
+		r, err = running.wait()
+		require.NoError(t, err)
+		assert.Equal(t, 7, r.Value)
+		assert.NoError(t, <-done)
+	})
+}
+
+// TestManagerRemoveConcurrent races Remove against Create, GetOrCreate, Get and the
+// Manager-wide readers: every name ends either present exactly once or absent, and a
+// bulkhead is never handed out after being removed by the same goroutine.
+func TestManagerRemoveConcurrent(t *testing.T) {
+	m := core.NewManager()
+	names := []string{"a", "b", "c", "d"}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				name := names[(w+i)%len(names)]
+				switch i % 4 {
+				case 0:
+					_, _ = m.Create(core.DefaultConfig(name))
+				case 1:
+					b, err := m.GetOrCreate(core.DefaultConfig(name))
+					if assert.NoError(t, err) {
+						assert.Equal(t, name, b.Name())
+					}
+				case 2:
+					if b, ok := m.Remove(name); ok {
+						assert.Equal(t, name, b.Name())
+					}
+				case 3:
+					for n, s := range m.Stats() {
+						assert.Equal(t, n, s.Name)
+					}
+					_ = m.Health()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, n := range m.Names() {
+		b, ok := m.Get(n)
+		require.True(t, ok)
+		removed, ok := m.Remove(n)
+		require.True(t, ok)
+		assert.Same(t, b, removed)
+	}
+	assert.Empty(t, m.Names())
+}
+
+// subscriptions is a CircuitStore that counts the subscriptions it holds: a bulkhead
+// attached to a store subscribes when it is made and cancels when it is shut down.
+type subscriptions struct {
+	*core.MemoryStore
+	live atomic.Int64
+}
+
+func (s *subscriptions) Subscribe(fn func(core.CircuitRecord)) (cancel func()) {
+	s.live.Add(1)
+	stop := s.MemoryStore.Subscribe(fn)
+	var once sync.Once
+	return func() { once.Do(func() { s.live.Add(-1); stop() }) }
+}
+
+// TestManagerLosingCreateStopsItsBulkhead: Create and GetOrCreate make the bulkhead before
+// they take the Manager's lock (New may load the circuit from a store); the one that finds
+// the name taken then must stop what New started (the store subscription and the
+// goroutine that follows the store), or every duplicate Create would leak them.
+func TestManagerLosingCreateStopsItsBulkhead(t *testing.T) {
+	store := &subscriptions{MemoryStore: core.NewMemoryStore()}
+	m := core.NewManager(core.WithCircuitStore(store))
+	cfg := core.DefaultConfig("db")
+	cfg.CircuitBreakerEnabled = true
+	first, err := m.Create(cfg)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), store.live.Load())
+
+	_, err = m.Create(cfg)
+	assertRefusal(t, err, core.ErrExists, "db")
+	assert.Equal(t, int64(1), store.live.Load(), "a refused Create leaves nothing running")
+
+	// Racing creators of names that are removed under them.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 300 {
+				c := cfg
+				c.Name = []string{"x", "y"}[(w+i)%2]
+				if i%3 == 2 {
+					if b, ok := m.Remove(c.Name); ok {
+						assert.NoError(t, b.Shutdown(context.Background()))
+					}
+					continue
+				}
+				b, err := m.GetOrCreate(c)
+				if assert.NoError(t, err) {
+					assert.Equal(t, c.Name, b.Name())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(len(m.Names())), store.live.Load(), "one subscription per bulkhead in the Manager")
+	require.NoError(t, m.Shutdown(context.Background()))
+	assert.Equal(t, int64(0), store.live.Load())
+	_, err = core.Execute(context.Background(), first, succeed(1))
+	assertRefusal(t, err, core.ErrShutdown, "db")
 }
