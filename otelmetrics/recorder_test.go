@@ -314,3 +314,40 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	assert.Equal(t, want, total)
 }
+
+// TestRemovedBulkhead: a bulkhead taken out of the watched Manager is no longer observed
+// (its gauges go) and keeps its counters, which a new bulkhead of the same name goes on.
+func TestRemovedBulkhead(t *testing.T) {
+	reader, _, m := setup(t)
+	b := create(t, m, "tenant-a", nil)
+	create(t, m, "tenant-b", nil)
+	_, err := core.Execute(context.Background(), b, sleepThen(0, nil))
+	require.NoError(t, err)
+	_, ok := m.Remove("tenant-a")
+	require.True(t, ok)
+
+	got := collect(t, reader)
+	metricdatatest.AssertAggregationsEqual(t, upDown(point(0, "bulkhead", "tenant-b")),
+		got["bulkman.active_calls"].Data, metricdatatest.IgnoreTimestamp())
+	success := attrs("bulkhead", "tenant-a", "outcome", "success")
+	assert.Equal(t, int64(1), sumValue(t, got["bulkman.calls"], success), "counters stay")
+
+	again := create(t, m, "tenant-a", nil)
+	_, err = core.Execute(context.Background(), again, sleepThen(0, nil))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), sumValue(t, collect(t, reader)["bulkman.calls"], success))
+}
+
+// sumValue returns the value of the data point of counter m with attributes set.
+func sumValue(t *testing.T, m metricdata.Metrics, set attribute.Set) int64 {
+	t.Helper()
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	require.True(t, ok, "%s is not an int64 sum", m.Name)
+	for _, p := range sum.DataPoints {
+		if p.Attributes.Equals(&set) {
+			return p.Value
+		}
+	}
+	t.Fatalf("%s has no point %v", m.Name, set.Encoded(attribute.DefaultEncoder()))
+	return 0
+}

@@ -491,3 +491,31 @@ func TestTimedOutOutcome(t *testing.T) {
 		}
 	})
 }
+
+// TestRemovedBulkhead: a bulkhead taken out of the watched Manager loses its gauges at
+// the next scrape and keeps its counters (a counter never goes back), and a new bulkhead
+// of the same name counts on in the same series.
+func TestRemovedBulkhead(t *testing.T) {
+	c, m := setup(t)
+	b := create(t, m, "tenant-a", nil)
+	create(t, m, "tenant-b", nil)
+	_, err := core.Execute(context.Background(), b, sleepThen(0, nil))
+	require.NoError(t, err)
+
+	_, ok := m.Remove("tenant-a")
+	require.True(t, ok)
+	compare(t, c, `
+# HELP bulkman_active_calls Calls running now whose outcome is not yet recorded.
+# TYPE bulkman_active_calls gauge
+bulkman_active_calls{bulkhead="tenant-b"} 0
+`, "bulkman_active_calls")
+	g := registry(t, c)
+	assert.Equal(t, 1.0, counterValue(t, g, "bulkman_calls_total", "tenant-a", "success"))
+
+	_, err = core.Execute(context.Background(), b, sleepThen(0, nil)) // its holder still uses it
+	require.NoError(t, err)
+	again := create(t, m, "tenant-a", nil)
+	_, err = core.Execute(context.Background(), again, sleepThen(0, nil))
+	require.NoError(t, err)
+	assert.Equal(t, 3.0, counterValue(t, g, "bulkman_calls_total", "tenant-a", "success"))
+}
