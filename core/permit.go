@@ -85,6 +85,14 @@ func (p Permit) Deadline() (time.Time, bool) {
 	return p.b.clock.at(p.deadline), true
 }
 
+// Expired reports whether p's deadline has passed, by the bulkhead's clock; false when
+// the bulkhead has no Timeout (and for the zero Permit). It is the question to ask when
+// choosing between TimedOut and another Outcome: the context of Context learns of the
+// deadline from the bulkhead's timer, which may run a moment after it.
+func (p Permit) Expired() bool {
+	return p.deadline != 0 && p.b.clock.now() >= p.deadline
+}
+
 // Context returns the context for the work p covers: parent, bounded by p's deadline. It
 // is done when the deadline passes (Err: context.DeadlineExceeded), when parent is done
 // (parent's error), or when p is released (context.Canceled), whichever comes first: the

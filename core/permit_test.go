@@ -122,6 +122,7 @@ func TestPermitZero(t *testing.T) {
 	assert.ErrorAs(t, err, &e)
 	_, ok := p.Deadline()
 	assert.False(t, ok)
+	assert.False(t, p.Expired())
 	assert.Nil(t, p.Bulkhead())
 }
 
@@ -160,6 +161,7 @@ func TestPermitDeadline(t *testing.T) {
 		d, ok := first.Deadline()
 		assert.True(t, ok)
 		assert.Equal(t, start.Add(time.Second), d)
+		assert.False(t, first.Expired())
 
 		go func() {
 			time.Sleep(300 * time.Millisecond)
@@ -170,6 +172,10 @@ func TestPermitDeadline(t *testing.T) {
 		d, ok = second.Deadline()
 		assert.True(t, ok)
 		assert.Equal(t, start.Add(time.Second), d, "the deadline counts from admission, queue wait included")
+		time.Sleep(700*time.Millisecond - time.Nanosecond)
+		assert.False(t, second.Expired(), "a nanosecond before the deadline")
+		time.Sleep(time.Nanosecond)
+		assert.True(t, second.Expired(), "at the deadline")
 
 		// Acquire never abandons: the permit outlives the Timeout until Release.
 		time.Sleep(5 * time.Second)
@@ -185,6 +191,8 @@ func TestPermitDeadline(t *testing.T) {
 		require.NoError(t, err)
 		_, ok = p.Deadline()
 		assert.False(t, ok, "no Timeout, no deadline")
+		time.Sleep(time.Hour)
+		assert.False(t, p.Expired(), "no Timeout, never expired")
 		require.NoError(t, p.Release(core.Success))
 	})
 }
