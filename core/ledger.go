@@ -70,16 +70,21 @@ type waiter struct {
 }
 
 // refuseLocked turns w away with err, whether it still waits or was just granted a permit
-// it has not taken up yet (the permit then passes on).
-func (l *ledger) refuseLocked(w *waiter, err *Error) {
+// it has not taken up yet (the permit then passes on). It reports whether it did: a waiter
+// already refused (Shutdown, then its Timeout before its caller is back) is left as it is.
+func (l *ledger) refuseLocked(w *waiter, err *Error) bool {
+	if w.err != nil {
+		return false
+	}
 	w.err = err
 	if s := w.slot; s != nil {
 		w.slot = nil
 		l.passLocked(s)
-		return
+		return true
 	}
 	l.unlinkLocked(w)
 	close(w.ready)
+	return true
 }
 
 func (l *ledger) init(maxActive, maxQueue int, clk *clock, onDue func()) {

@@ -199,3 +199,39 @@ func TestShutdownRace(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownAtTheQueuedCallsDeadline: Shutdown refuses timed callers waiting in the
+// queue at the very instant their Timeout passes, so the bulkhead's timer may find a
+// waiter Shutdown has refused and whose caller is not back yet. It must leave it alone
+// (refusing it twice closed its channel twice: a panic on the timer's goroutine, and the
+// queue's count off by one).
+func TestShutdownAtTheQueuedCallsDeadline(t *testing.T) {
+	for range 300 {
+		synctest.Test(t, func(t *testing.T) {
+			b := newBulkhead(t, func(c *core.Config) {
+				c.MaxConcurrentCalls, c.MaxQueueSize, c.Timeout = 1, 4, time.Second
+			})
+			p, err := b.Acquire(context.Background()) // holds the one permit
+			require.NoError(t, err)
+			queued := make([]*call, 3)
+			for i := range queued {
+				queued[i] = goExecute(context.Background(), b, succeed(i))
+			}
+			synctest.Wait()
+			time.Sleep(time.Second) // the queued calls' deadline: the timer fires now too
+			done := make(chan error, 1)
+			go func() { done <- b.Shutdown(context.Background()) }()
+			for _, c := range queued {
+				_, err := c.wait()
+				if !errors.Is(err, core.ErrShutdown) {
+					assertRefusal(t, err, core.ErrTimeout, b.Name())
+				}
+			}
+			s := b.Stats()
+			assert.Zero(t, s.QueuedTasks)
+			assert.Equal(t, 1, s.ActiveTasks)
+			require.NoError(t, p.Release(core.Success))
+			require.NoError(t, <-done)
+		})
+	}
+}

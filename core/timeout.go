@@ -189,8 +189,9 @@ func (b *Bulkhead) expireDue() {
 		l.unwatchLocked(c)
 		if w := c.waiter; w != nil {
 			c.waiter = nil
-			l.refuseLocked(w, b.errTimeout)
-			l.rejected++
+			if l.refuseLocked(w, b.errTimeout) {
+				l.rejected++
+			}
 			continue
 		}
 		started = append(started, c)
