@@ -86,29 +86,40 @@ func BenchmarkAcquireRelease(b *testing.B) {
 	}
 }
 
-func BenchmarkRejectFull(b *testing.B) {
-	bh := benchBulkhead(b, func(c *Config) { c.MaxConcurrentCalls, c.MaxQueueSize = 1, 0 })
+func BenchmarkRejectFull(b *testing.B) { benchRejectFull(b, 0) }
+
+// BenchmarkRejectFullTimeout: a refusal costs the same when the bulkhead has a Timeout
+// (the call's record is made only once the call is admitted or queued).
+func BenchmarkRejectFullTimeout(b *testing.B) { benchRejectFull(b, time.Second) }
+
+func benchRejectFull(b *testing.B, timeout time.Duration) {
+	bh := benchBulkhead(b, func(c *Config) { c.MaxConcurrentCalls, c.MaxQueueSize, c.Timeout = 1, 0, timeout })
 	ctx := context.Background()
 	p, err := bh.Acquire(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Release(Success)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Execute(ctx, bh, noop); err == nil {
-			b.Fatal("admitted")
-		}
-	}
+	benchRefused(b, bh)
 }
 
-func BenchmarkRejectCircuitOpen(b *testing.B) {
-	bh := benchBulkhead(b, func(c *Config) { c.FailureThreshold = 1; c.IsolationDuration = time.Hour })
-	ctx := context.Background()
-	_, _ = Execute(ctx, bh, func(context.Context) (int, error) { return 0, context.DeadlineExceeded })
+func BenchmarkRejectCircuitOpen(b *testing.B) { benchRejectCircuitOpen(b, 0) }
+
+func BenchmarkRejectCircuitOpenTimeout(b *testing.B) { benchRejectCircuitOpen(b, time.Second) }
+
+func benchRejectCircuitOpen(b *testing.B, timeout time.Duration) {
+	bh := benchBulkhead(b, func(c *Config) {
+		c.FailureThreshold, c.IsolationDuration, c.Timeout = 1, time.Hour, timeout
+	})
+	_, _ = Execute(context.Background(), bh, func(context.Context) (int, error) { return 0, context.DeadlineExceeded })
 	if bh.State() != Isolated {
 		b.Fatal("circuit did not open")
 	}
+	benchRefused(b, bh)
+}
+
+func benchRefused(b *testing.B, bh *Bulkhead) {
+	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Execute(ctx, bh, noop); err == nil {

@@ -245,11 +245,14 @@ func (b *Bulkhead) refused(err *Error) error {
 // admit runs the admission checks in the documented order and returns a held slot:
 // ctx done, shut down, circuit open, capacity, then the FIFO wait for a permit.
 //
-// A timed call (tc not nil) is admitted at tc.start, and goes into the ledger's list of
-// timed calls as it is admitted; its Timeout passing while it waits ends the wait with
+// A timed call passes timed, which makes the call's record (it reads the clock: the call
+// is admitted at tc.start). admit calls it, under the ledger's lock, only once the call
+// is admitted or queued, so that a refusal costs no allocation, and puts the record in
+// the ledger's list of timed calls; its Timeout passing while it waits ends the wait with
 // ErrTimeout, as does waitLimit (when > 0) passing. Otherwise the clock is read only when
 // a call is admitted.
-func (b *Bulkhead) admit(ctx context.Context, tc *callCtx, waitLimit time.Duration) (*slot, error) {
+func (b *Bulkhead) admit(ctx context.Context, timed func() *callCtx, waitLimit time.Duration) (*slot, error) {
+	var tc *callCtx
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -279,7 +282,8 @@ func (b *Bulkhead) admit(ctx context.Context, tc *callCtx, waitLimit time.Durati
 		s := l.takeSlotLocked()
 		l.startLocked(s)
 		var now time.Duration
-		if tc != nil {
+		if timed != nil {
+			tc = timed()
 			now = tc.start
 			tc.wake = s.wake
 			l.watchLocked(tc)
@@ -295,7 +299,8 @@ func (b *Bulkhead) admit(ctx context.Context, tc *callCtx, waitLimit time.Durati
 	w := &waiter{ready: make(chan struct{})}
 	l.pushLocked(w)
 	var admitted time.Duration
-	if tc != nil {
+	if timed != nil {
+		tc = timed()
 		admitted = tc.start
 		tc.waiter = w
 		l.watchLocked(tc)

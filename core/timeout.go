@@ -255,10 +255,13 @@ func (c *timedCall[T]) conclude() {
 // executeTimed is Execute for a bulkhead with a Timeout. It fills in *r and returns
 // Execute's error.
 func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r *Result[T], timeout time.Duration) error {
-	now := b.clock.now()
-	c := &timedCall[T]{fn: fn}
-	c.parent, c.b, c.start, c.due = ctx, b, now, now+timeout
-	s, err := b.admit(ctx, &c.callCtx, 0)
+	var c *timedCall[T]
+	s, err := b.admit(ctx, func() *callCtx {
+		now := b.clock.now()
+		c = &timedCall[T]{fn: fn}
+		c.parent, c.b, c.start, c.due = ctx, b, now, now+timeout
+		return &c.callCtx
+	}, 0)
 	if err != nil {
 		return err
 	}

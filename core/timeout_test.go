@@ -522,4 +522,18 @@ func TestTimeoutAllocations(t *testing.T) {
 		})
 		assert.Equal(t, tt.want, allocs, tt.name)
 	}
+
+	// A refusal allocates nothing, Timeout or not: the call's record is made only once
+	// the call is admitted or queued.
+	full := newBulkhead(t, func(c *core.Config) { c.MaxConcurrentCalls, c.MaxQueueSize, c.Timeout = 1, 0, time.Minute })
+	p, err := full.Acquire(ctx)
+	require.NoError(t, err)
+	defer p.Release(core.Success)
+	fn := succeed(1)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := core.Execute(ctx, full, fn); !errors.Is(err, core.ErrFull) {
+			panic(err)
+		}
+	})
+	assert.Zero(t, allocs, "refused")
 }
