@@ -97,16 +97,17 @@ func (p Permit) Expired() bool {
 // is done when the deadline passes (Err: context.DeadlineExceeded), when parent is done
 // (parent's error), or when p is released (context.Canceled), whichever comes first: the
 // context and the cancel function of context.WithDeadline, with Release as the cancel.
-// When p has no deadline, or parent's comes first, Context returns parent itself. Context
-// may be called more than once, also concurrently; every context it returned ends when p
-// is released, and one asked for after the release is born done. The zero Permit returns
-// parent. The returned context is safe for concurrent use.
+// When p has no deadline, or parent's comes first, Context returns parent itself, which
+// Release does not end. Context may be called more than once, also concurrently; every
+// other context it returned ends when p is released, and one asked for after the release
+// is born done. The zero Permit returns parent. The returned context is safe for
+// concurrent use.
 //
 // No timer of its own is set: the bulkhead's timer, the one it keeps for the Timeouts of
-// Execute, ends it. It costs one allocation until someone asks it for Done, Err or
-// AfterFunc; then, if parent can end, it follows parent through context.AfterFunc and
-// makes its Done channel, five allocations in all, as many as context.WithDeadline takes
-// (BenchmarkPermitContext). Middleware gives it to the handler.
+// Execute, ends it. It costs one allocation until someone asks it for Done or
+// AfterFunc (Err looks at parent's Err instead); then, if parent can end, it follows
+// parent through context.AfterFunc and makes its Done channel, five allocations in all,
+// as many as context.WithDeadline takes (BenchmarkPermitContext). Middleware gives it to the handler.
 func (p Permit) Context(parent context.Context) context.Context {
 	if p.deadline == 0 {
 		return parent
@@ -131,8 +132,8 @@ func (p Permit) Context(parent context.Context) context.Context {
 
 // permitCtx is the context of Permit.Context: a callCtx that no caller waits on, ended by
 // the bulkhead's timer, by the release, or by its parent's end, which it learns through
-// context.AfterFunc, registered when someone first asks for Done, Err or AfterFunc (until
-// then nobody can tell whether it ended).
+// context.AfterFunc, registered when someone first asks for Done or AfterFunc (until then
+// nobody waits for its end, and Err asks the parent itself).
 type permitCtx struct {
 	callCtx
 	following  atomic.Int32 // notFollowing, then following (by followParent) or released
@@ -153,10 +154,9 @@ func (c *permitCtx) Done() <-chan struct{} {
 }
 
 func (c *permitCtx) Err() error {
-	c.followParent()
 	if c.decided.Load() == running && c.parent.Err() != nil {
-		// The parent ended and the AfterFunc that tells us may still be on its way: its
-		// error shows at once, as a child of context.WithCancel's would.
+		// The parent ended, and nobody follows it or the AfterFunc that tells us is still
+		// on its way: its error shows at once, as a child of context.WithCancel's would.
 		c.end(departed)
 	}
 	return c.callCtx.Err()
