@@ -215,14 +215,6 @@ func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// discard stops what New started for a bulkhead that was never handed out (a Manager's
-// losing Create): the store subscription and its goroutine.
-func (b *Bulkhead) discard() {
-	if b.sharer != nil {
-		b.sharer.close()
-	}
-}
-
 // reject counts a refusal and returns err.
 func (b *Bulkhead) reject(err *Error) error {
 	b.ledger.mu.Lock()

@@ -48,9 +48,6 @@ func (m *Manager) Get(name string) (*Bulkhead, bool) {
 // GetOrCreate returns the bulkhead called cfg.Name, creating it from cfg if there is
 // none. An existing bulkhead wins: cfg is then ignored, even if it differs.
 func (m *Manager) GetOrCreate(cfg Config) (*Bulkhead, error) {
-	if b, ok := m.Get(cfg.Name); ok {
-		return b, nil
-	}
 	b, taken, err := m.add(cfg)
 	if taken != nil {
 		return taken, nil
@@ -61,7 +58,8 @@ func (m *Manager) GetOrCreate(cfg Config) (*Bulkhead, error) {
 // add makes a bulkhead for cfg and registers it, unless cfg.Name is taken: then it
 // returns the bulkhead that has the name (taken) and registers nothing. The bulkhead is
 // made outside the lock, since New may wait for a CircuitStore; one that loses a race
-// for its name is stopped again (its store subscription and goroutine).
+// for its name is shut down at once (nothing runs in it: that stops its store
+// subscription and goroutine).
 func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
 	if b, ok := m.Get(cfg.Name); ok {
 		return nil, b, nil
@@ -77,7 +75,7 @@ func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
 	}
 	m.mu.Unlock()
 	if ok {
-		b.discard()
+		_ = b.Shutdown(context.Background())
 		return nil, taken, nil
 	}
 	return b, nil, nil

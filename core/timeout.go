@@ -320,10 +320,7 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 		b.freeAbandoned(s)
 	}
 	if b.hooks != nil {
-		if timedOut {
-			b.emit(Event{Kind: EventTimedOut})
-		}
-		b.emit(Event{Kind: EventFinished, Outcome: o, QueuedTime: r.QueuedTime, ExecutionTime: r.ExecutionTime})
+		b.emitFinished(timedOut, o, r.QueuedTime, r.ExecutionTime)
 	}
 	if timedOut {
 		return b.errTimeout
