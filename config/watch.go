@@ -27,7 +27,10 @@ type watcher struct {
 // and renaming it over the old one, and Kubernetes ConfigMap volumes that swap a
 // symlink, are followed. Events are debounced: the file is read once no event has arrived
 // for debounce (0 means DefaultDebounce), and a file whose content has not changed since
-// it was last applied is not applied again.
+// it was last applied is not applied again. The file is also checked once when Watch
+// starts, for a change made since it was opened, and again whenever fsnotify reports an
+// error, after which events may have been lost. After Apply, which forgets the file's
+// content, the first check applies the file again.
 //
 // Each reload is logged (see WithLogger) and reported to the WithOnReload function; a
 // refused file leaves l unchanged, and the next change is tried afresh.
@@ -63,8 +66,8 @@ func (l *Live) Watch(debounce time.Duration) error {
 
 func (l *Live) watch(w *watcher, base string, debounce time.Duration) {
 	defer close(w.exit)
+	// Armed: the file may have changed between Open and Watch.
 	timer := time.NewTimer(debounce)
-	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
@@ -81,7 +84,9 @@ func (l *Live) watch(w *watcher, base string, debounce time.Duration) {
 			if !ok {
 				return
 			}
+			// fsnotify.ErrEventOverflow and the like: a change may have gone unseen.
 			l.logger.Error("config: watching the file", "file", l.path, "err", err)
+			timer.Reset(debounce)
 		case <-timer.C:
 			l.reloadFromWatcher()
 		}
