@@ -67,3 +67,32 @@ func TestWatchRechecks(t *testing.T) {
 		})
 	}
 }
+
+// TestUnchangedFileNotAppliedAgain: the watcher skips a file whose content is the one
+// last applied (an event that changed nothing, or the check at start), and applies it
+// again once it has changed.
+func TestUnchangedFileNotAppliedAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("bulkheads: [{name: a, max_concurrent_calls: 1}]\n"), 0o600))
+	m := core.NewManager()
+	defer m.Shutdown(context.Background())
+	var reloads []error
+	l, err := Open(m, path, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		WithOnReload(func(err error) { reloads = append(reloads, err) }))
+	require.NoError(t, err)
+	applied := l.cur.Load()
+
+	l.mu.Lock()
+	reloaded, err := l.reloadLocked(true)
+	l.mu.Unlock()
+	assert.False(t, reloaded)
+	assert.NoError(t, err)
+	l.reloadFromWatcher()
+	assert.Empty(t, reloads, "WithOnReload is not called")
+	assert.Same(t, applied, l.cur.Load(), "the tables are not rebuilt")
+
+	require.NoError(t, os.WriteFile(path, []byte("bulkheads: [{name: a, max_concurrent_calls: 2}]\n"), 0o600))
+	l.reloadFromWatcher()
+	assert.Equal(t, []error{nil}, reloads)
+	assert.NotSame(t, applied, l.cur.Load())
+}
