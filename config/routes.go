@@ -16,7 +16,7 @@ import (
 
 // routes reads the route table n (grpc: or http:), whose keys check validates (nil: no
 // check here), and reports routes to bulkheads the file does not declare.
-func (p *parser) routes(f *File, n *yaml.Node, block string, check func(string) error) []route {
+func (p *parser) routes(n *yaml.Node, block string, check func(string) error) []route {
 	if !p.mapping(n, block) {
 		return nil
 	}
