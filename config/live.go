@@ -210,6 +210,11 @@ func (l *Live) applyLocked(f *File) error {
 			changes = append(changes, change{b, cfg})
 		}
 	}
+	if len(errs) > 0 {
+		// A bulkhead missing from byName would leave its routes unguarded (nil): keep
+		// the tables, and change no bulkhead, rather than serve that.
+		return errors.Join(errs...)
+	}
 	next := &table{file: f}
 	next.grpcRoutes, next.httpRoutes = f.resolve(byName)
 	// A reload that changes limits only keeps the same tables: reuse them rather than
@@ -225,7 +230,7 @@ func (l *Live) applyLocked(f *File) error {
 	} else {
 		sel, err := httpmw.ByPattern(next.httpRoutes)
 		if err != nil { // cannot happen: Parse checked the patterns
-			return errors.Join(append(errs, fmt.Errorf("config: http routes: %w", err))...)
+			return fmt.Errorf("config: http routes: %w", err)
 		}
 		next.http = sel
 	}
