@@ -18,7 +18,6 @@ const DefaultDebounce = 100 * time.Millisecond
 // watcher is Watch's goroutine and what it needs.
 type watcher struct {
 	fsw  *fsnotify.Watcher
-	done chan struct{} // closed to stop
 	exit chan struct{} // closed when the goroutine has returned
 }
 
@@ -58,7 +57,7 @@ func (l *Live) Watch(debounce time.Duration) error {
 		fsw.Close()
 		return err
 	}
-	w := &watcher{fsw: fsw, done: make(chan struct{}), exit: make(chan struct{})}
+	w := &watcher{fsw: fsw, exit: make(chan struct{})}
 	l.watcher = w
 	go l.watch(w, filepath.Base(l.path), debounce)
 	return nil
@@ -71,9 +70,7 @@ func (l *Live) watch(w *watcher, base string, debounce time.Duration) {
 	defer timer.Stop()
 	for {
 		select {
-		case <-w.done:
-			return
-		case ev, ok := <-w.fsw.Events:
+		case ev, ok := <-w.fsw.Events: // closed by w.fsw.Close
 			if !ok {
 				return
 			}
@@ -121,9 +118,9 @@ func (l *Live) reloadFromWatcher() {
 	}
 }
 
-// stop ends the goroutine and waits for it.
+// stop ends the goroutine and waits for it: closing fsw ends fsnotify's reader, which
+// closes Events and Errors, on which the goroutine returns.
 func (w *watcher) stop() {
-	close(w.done)
 	w.fsw.Close()
 	<-w.exit
 }

@@ -47,7 +47,7 @@ func TestWatchRechecks(t *testing.T) {
 
 			synctest.Test(t, func(t *testing.T) {
 				events, errs := make(chan fsnotify.Event), make(chan error)
-				w := &watcher{fsw: &fsnotify.Watcher{Events: events, Errors: errs}, done: make(chan struct{}), exit: make(chan struct{})}
+				w := &watcher{fsw: &fsnotify.Watcher{Events: events, Errors: errs}, exit: make(chan struct{})}
 				go l.watch(w, filepath.Base(path), debounce)
 				if !tt.atStart {
 					time.Sleep(2 * debounce) // the check at start, on the content Open applied
@@ -57,7 +57,8 @@ func TestWatchRechecks(t *testing.T) {
 				}
 				time.Sleep(2 * debounce)
 				synctest.Wait()
-				close(w.done)
+				close(events) // as fsnotify does when closed
+				close(errs)
 				<-w.exit
 			})
 
