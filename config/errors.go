@@ -120,14 +120,17 @@ func syntaxError(file string, err error) *Error {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	e.Err = &syntaxErr{msg: "invalid YAML: " + msg, err: err}
+	e.Err = &reworded{msg: "invalid YAML: " + msg, err: err}
 	return e
 }
 
-type syntaxErr struct {
+// reworded is err told in the file's terms (a YAML parser's error without its line,
+// httpmw.ByPattern's about one pattern of the file): msg replaces err's message, and
+// errors.Is and errors.As still reach err.
+type reworded struct {
 	msg string
 	err error
 }
 
-func (e *syntaxErr) Error() string { return e.msg }
-func (e *syntaxErr) Unwrap() error { return e.err }
+func (e *reworded) Error() string { return e.msg }
+func (e *reworded) Unwrap() error { return e.err }

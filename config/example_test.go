@@ -91,3 +91,50 @@ http:
 	// Output:
 	// true 8 1
 }
+
+// To turn a bulkhead's circuit breaker on or off while serving and keep its name, take
+// the old bulkhead out of the Manager, reload, and only then shut the old one down.
+func ExampleLive_Reload_circuitBreaker() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "bulkheads.yaml")
+	os.WriteFile(path, []byte(`
+bulkheads:
+  - name: reports
+    max_concurrent_calls: 2
+http:
+  "GET /reports/{id}": reports
+`), 0o600)
+	m := core.NewManager()
+	defer m.Shutdown(context.Background())
+	live, err := config.Open(m, path)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer live.Close()
+	ctx := context.Background()
+
+	os.WriteFile(path, []byte(`
+bulkheads:
+  - name: reports
+    max_concurrent_calls: 2
+    circuit_breaker_enabled: true
+http:
+  "GET /reports/{id}": reports
+`), 0o600)
+	old, _ := m.Remove("reports")
+	if err := live.Reload(); err != nil {
+		fmt.Println(err) // old still serves the routes, outside the Manager
+		return
+	}
+	// A new "reports", with the breaker as the file says, has the routes.
+	if err := old.Shutdown(ctx); err != nil { // waits for the calls old still runs
+		fmt.Println(err)
+	}
+
+	b := live.HTTP()(httptest.NewRequest("GET", "/reports/7", nil))
+	fmt.Println(b != old, b.Config().CircuitBreakerEnabled)
+	// Output:
+	// true true
+}

@@ -22,7 +22,6 @@ import (
 type File struct {
 	name      string
 	bulkheads []bulkhead     // in file order
-	byName    map[string]int // index in bulkheads
 	defaults  map[string]pos // keys set under defaults: → value position
 	grpc      []route        // in file order
 	http      []route
@@ -131,7 +130,7 @@ type parser struct {
 const topKeys = "version, defaults, bulkheads, grpc or http"
 
 func (p *parser) parse(data []byte) *File {
-	f := &File{name: p.file, byName: make(map[string]int), defaults: make(map[string]pos)}
+	f := &File{name: p.file, defaults: make(map[string]pos)}
 	p.base = core.DefaultConfig("")
 	p.defaultsBad = make(map[string]bool)
 	p.declared = make(map[string]pos)
@@ -193,10 +192,10 @@ func (p *parser) parse(data []byte) *File {
 		p.bulkheads(f, bulkheads)
 	}
 	if grpc != nil {
-		f.grpc = p.routes(f, grpc, "grpc", grpcPatternError)
+		f.grpc = p.routes(grpc, "grpc", grpcPatternError)
 	}
 	if http != nil {
-		f.http = p.routes(f, http, "http", nil)
+		f.http = p.routes(http, "http", nil)
 		if p.known == nil || !samePatterns(f.http, p.known.http) {
 			p.checkHTTP(f.http)
 		}
@@ -372,7 +371,6 @@ func (p *parser) bulkhead(f *File, n *yaml.Node, path string) {
 	}
 	p.declared[name] = b.set[nameKey]
 	if valid {
-		f.byName[name] = len(f.bulkheads)
 		f.bulkheads = append(f.bulkheads, b)
 	}
 }

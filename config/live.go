@@ -34,8 +34,12 @@ import (
 //     and circuit state. To be rid of it, take it out with core.Manager.Remove and shut
 //     it down.
 //   - A change of circuit_breaker_enabled, which Reconfigure refuses, is an error that
-//     changes nothing. To turn the breaker on or off while serving, give the bulkhead a
-//     new name (a new bulkhead takes the routes; the old one drains), or restart.
+//     changes nothing. To turn the breaker on or off while serving, keeping the name,
+//     take the old bulkhead out with core.Manager.Remove, then Reload (a new bulkhead is
+//     created as the file says and takes the routes), then shut the old one down; in
+//     that order, since a bulkhead shut down first refuses its calls until the reload.
+//     Or give the bulkhead a new name (a new bulkhead takes the routes; the old one
+//     drains).
 //   - The route tables swap in one atomic step, after the bulkheads are ready: a lookup
 //     sees the old tables or the new ones, never a mix, and a Selector obtained before the
 //     change serves the new tables.
@@ -185,7 +189,7 @@ func (l *Live) applyLocked(f *File) error {
 		old := b.Config()
 		if old.CircuitBreakerEnabled != s.cfg.CircuitBreakerEnabled {
 			at, key := f.source(s, "circuit_breaker_enabled")
-			p.addf(at, key, "bulkhead %q is running with circuit_breaker_enabled: %t, which cannot change while it runs (rename the bulkhead, or restart)",
+			p.addf(at, key, "bulkhead %q is running with circuit_breaker_enabled: %t, which cannot change while it runs (take it out with Manager.Remove and reload, or rename it)",
 				s.cfg.Name, old.CircuitBreakerEnabled)
 			continue
 		}
@@ -210,6 +214,11 @@ func (l *Live) applyLocked(f *File) error {
 			changes = append(changes, change{b, cfg})
 		}
 	}
+	if len(errs) > 0 {
+		// A bulkhead missing from byName would leave its routes unguarded (nil): keep
+		// the tables, and change no bulkhead, rather than serve that.
+		return errors.Join(errs...)
+	}
 	next := &table{file: f}
 	next.grpcRoutes, next.httpRoutes = f.resolve(byName)
 	// A reload that changes limits only keeps the same tables: reuse them rather than
@@ -225,7 +234,7 @@ func (l *Live) applyLocked(f *File) error {
 	} else {
 		sel, err := httpmw.ByPattern(next.httpRoutes)
 		if err != nil { // cannot happen: Parse checked the patterns
-			return errors.Join(append(errs, fmt.Errorf("config: http routes: %w", err))...)
+			return fmt.Errorf("config: http routes: %w", err)
 		}
 		next.http = sel
 	}

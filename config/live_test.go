@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -260,8 +261,41 @@ func TestAdoptsExistingBulkhead(t *testing.T) {
 	f2, err := config.Parse("f2.yaml", []byte("bulkheads:\n  - name: orders\n    circuit_breaker_enabled: true\n"))
 	require.NoError(t, err)
 	err = l.Apply(f2)
-	assert.EqualError(t, err, `f2.yaml:3:30: bulkheads[0].circuit_breaker_enabled: bulkhead "orders" is running with circuit_breaker_enabled: false, which cannot change while it runs (rename the bulkhead, or restart)`)
+	assert.EqualError(t, err, `f2.yaml:3:30: bulkheads[0].circuit_breaker_enabled: bulkhead "orders" is running with circuit_breaker_enabled: false, which cannot change while it runs (take it out with Manager.Remove and reload, or rename it)`)
 	assert.Error(t, l.Apply(nil))
+}
+
+// TestBreakerToggleKeepingName follows the guide's way to turn a bulkhead's breaker on
+// while serving, keeping its name: Manager.Remove, Reload, then the old one's Shutdown.
+// Between Remove and Reload the routes still reach the old bulkhead, which still admits.
+func TestBreakerToggleKeepingName(t *testing.T) {
+	l, m, path := open(t, shop)
+	old := get(t, m, "orders")
+	require.False(t, old.Config().CircuitBreakerEnabled)
+	writeFile(t, path, strings.Replace(shop, "max_concurrent_calls: 4\n", "max_concurrent_calls: 4\n    circuit_breaker_enabled: true\n", 1))
+	require.ErrorContains(t, l.Reload(), "take it out with Manager.Remove and reload")
+
+	removed, ok := m.Remove("orders")
+	require.True(t, ok)
+	require.Same(t, old, removed)
+	b := l.HTTP()(httptest.NewRequest("POST", "/orders", nil))
+	assert.Same(t, old, b, "until the reload, the routes reach the old bulkhead")
+	_, err := core.Execute(context.Background(), b, func(context.Context) (int, error) { return 1, nil })
+	assert.NoError(t, err, "which still admits calls")
+
+	require.NoError(t, l.Reload())
+	orders := get(t, m, "orders")
+	assert.NotSame(t, old, orders)
+	assert.True(t, orders.Config().CircuitBreakerEnabled)
+	assert.Same(t, orders, l.HTTP()(httptest.NewRequest("POST", "/orders", nil)))
+	assert.Equal(t, "orders", grpcRoute(l, "/shop.v1.Orders/Get"))
+	assert.Zero(t, orders.Stats().TotalExecutions, "a new bulkhead, with new statistics")
+
+	require.NoError(t, old.Shutdown(context.Background()))
+	assert.Equal(t, int64(1), old.Stats().SuccessfulExecutions)
+	_, err = core.Execute(context.Background(), l.HTTP()(httptest.NewRequest("POST", "/orders", nil)),
+		func(context.Context) (int, error) { return 1, nil })
+	assert.NoError(t, err, "the routes do not reach the bulkhead shut down")
 }
 
 func TestWatchTwiceAndClose(t *testing.T) {

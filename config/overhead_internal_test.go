@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/cputime"
 )
 
 // BenchmarkLiveOverhead isolates what a Live's selector adds to a lookup (an atomic load
@@ -94,4 +95,7 @@ func BenchmarkLiveOverhead(b *testing.B) {
 }
 
 // cpuTime is the process's CPU time (see cpuClock in bench_test.go); 0 where unknown.
-var cpuTime = func() time.Duration { return 0 }
+func cpuTime() time.Duration {
+	d, _ := cputime.Process()
+	return d
+}

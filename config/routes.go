@@ -16,7 +16,7 @@ import (
 
 // routes reads the route table n (grpc: or http:), whose keys check validates (nil: no
 // check here), and reports routes to bulkheads the file does not declare.
-func (p *parser) routes(f *File, n *yaml.Node, block string, check func(string) error) []route {
+func (p *parser) routes(n *yaml.Node, block string, check func(string) error) []route {
 	if !p.mapping(n, block) {
 		return nil
 	}
@@ -185,7 +185,7 @@ func (p *parser) checkPatterns(patterns []string, at map[string]pos, budget *int
 			}
 			msg = fmt.Sprintf("conflicts with %s (line %d): %s", join("http", other), oat.line, msg)
 		}
-		p.add(cat, join("http", culprit), &patternError{msg: msg, err: err})
+		p.add(cat, join("http", culprit), &reworded{msg: msg, err: err})
 		delete(table, culprit)
 	}
 }
@@ -247,15 +247,6 @@ func unquotePrefix(s string) (unquoted, rest string, ok bool) {
 	u, err := strconv.Unquote(q)
 	return u, s[len(q):], err == nil
 }
-
-// patternError is httpmw.ByPattern's error, told about one pattern of the file.
-type patternError struct {
-	msg string
-	err error
-}
-
-func (e *patternError) Error() string { return e.msg }
-func (e *patternError) Unwrap() error { return e.err }
 
 // resolve returns f's route tables over the bulkheads bs (by name); an unguarded route
 // maps to nil.

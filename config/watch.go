@@ -18,7 +18,6 @@ const DefaultDebounce = 100 * time.Millisecond
 // watcher is Watch's goroutine and what it needs.
 type watcher struct {
 	fsw  *fsnotify.Watcher
-	done chan struct{} // closed to stop
 	exit chan struct{} // closed when the goroutine has returned
 }
 
@@ -27,7 +26,10 @@ type watcher struct {
 // and renaming it over the old one, and Kubernetes ConfigMap volumes that swap a
 // symlink, are followed. Events are debounced: the file is read once no event has arrived
 // for debounce (0 means DefaultDebounce), and a file whose content has not changed since
-// it was last applied is not applied again.
+// it was last applied is not applied again. The file is also checked once when Watch
+// starts, for a change made since it was opened, and again whenever fsnotify reports an
+// error, after which events may have been lost. After Apply, which forgets the file's
+// content, the first check applies the file again.
 //
 // Each reload is logged (see WithLogger) and reported to the WithOnReload function; a
 // refused file leaves l unchanged, and the next change is tried afresh.
@@ -55,7 +57,7 @@ func (l *Live) Watch(debounce time.Duration) error {
 		fsw.Close()
 		return err
 	}
-	w := &watcher{fsw: fsw, done: make(chan struct{}), exit: make(chan struct{})}
+	w := &watcher{fsw: fsw, exit: make(chan struct{})}
 	l.watcher = w
 	go l.watch(w, filepath.Base(l.path), debounce)
 	return nil
@@ -63,14 +65,12 @@ func (l *Live) Watch(debounce time.Duration) error {
 
 func (l *Live) watch(w *watcher, base string, debounce time.Duration) {
 	defer close(w.exit)
+	// Armed: the file may have changed between Open and Watch.
 	timer := time.NewTimer(debounce)
-	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
-		case <-w.done:
-			return
-		case ev, ok := <-w.fsw.Events:
+		case ev, ok := <-w.fsw.Events: // closed by w.fsw.Close
 			if !ok {
 				return
 			}
@@ -81,7 +81,9 @@ func (l *Live) watch(w *watcher, base string, debounce time.Duration) {
 			if !ok {
 				return
 			}
+			// fsnotify.ErrEventOverflow and the like: a change may have gone unseen.
 			l.logger.Error("config: watching the file", "file", l.path, "err", err)
+			timer.Reset(debounce)
 		case <-timer.C:
 			l.reloadFromWatcher()
 		}
@@ -116,9 +118,9 @@ func (l *Live) reloadFromWatcher() {
 	}
 }
 
-// stop ends the goroutine and waits for it.
+// stop ends the goroutine and waits for it: closing fsw ends fsnotify's reader, which
+// closes Events and Errors, on which the goroutine returns.
 func (w *watcher) stop() {
-	close(w.done)
 	w.fsw.Close()
 	<-w.exit
 }

@@ -113,3 +113,19 @@ func TestWatchSymlinkSwap(t *testing.T) {
 	}
 	assert.Equal(t, 7, get(t, m, "orders").Config().MaxConcurrentCalls)
 }
+
+// TestWatchSeesChangeBeforeWatch changes the file between Open and Watch, as a ConfigMap
+// update may: Watch's first check applies it, with no event to prompt it.
+func TestWatchSeesChangeBeforeWatch(t *testing.T) {
+	reloads := make(chan error, 16)
+	l, m, path := open(t, shop, config.WithOnReload(func(err error) { reloads <- err }))
+	writeFile(t, path, withLimit(7))
+	require.NoError(t, l.Watch(10*time.Millisecond))
+	select {
+	case err := <-reloads:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload within 10s of Watch")
+	}
+	assert.Equal(t, 7, get(t, m, "orders").Config().MaxConcurrentCalls)
+}

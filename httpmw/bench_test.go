@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/cputime"
 )
 
 // The baselines sit beside what they measure, so that one run gives the ratios:
@@ -117,9 +118,9 @@ func BenchmarkByPattern(b *testing.B) {
 // kernel time on their behalf) per operation as cpu-ns/op. On a shared machine it is far
 // steadier than wall time, and a saturated server's requests/s is cores / cpu-ns/op.
 func reportCPU(b *testing.B) func() {
-	start, ok := processCPU()
+	start, ok := cputime.Process()
 	return func() {
-		if end, ok2 := processCPU(); ok && ok2 {
+		if end, ok2 := cputime.Process(); ok && ok2 {
 			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 		}
 	}

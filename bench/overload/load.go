@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/bulkman-go/bulkman/internal/cputime"
 )
 
 // loadConfig is the closed-loop load: Clients goroutines, each sending its next request
@@ -195,7 +197,7 @@ func runLoad(c caller, cfg loadConfig, progress func(done int64, elapsed time.Du
 	defer bound.Stop()
 	var next, done atomic.Int64
 	perClient := make([][]sample, cfg.Clients)
-	cpu0 := processCPU()
+	cpu0, _ := cputime.Process() // 0 where not measured, as is the end
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range cfg.Clients {
@@ -271,7 +273,8 @@ func runLoad(c caller, cfg loadConfig, progress func(done int64, elapsed time.Du
 	}()
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu1, _ := cputime.Process()
+	cpu := cpu1 - cpu0
 	close(stopProgress)
 	<-progressDone
 	<-probesDone

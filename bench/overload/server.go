@@ -29,6 +29,7 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 	"github.com/bulkman-go/bulkman/grpcmw"
 	"github.com/bulkman-go/bulkman/httpmw"
+	"github.com/bulkman-go/bulkman/internal/cputime"
 )
 
 // serverConfig is one server: its protocol, its protection, and the dependency behind it.
@@ -214,7 +215,7 @@ func startSampler() *sampler {
 	runtime.GC()
 	s.rep.IdleGoroutines = runtime.NumGoroutine() - 1 // not counting the sampler itself
 	s.rep.IdleHeap = heapInUse(ms)
-	s.cpu0 = processCPU()
+	s.cpu0, _ = cputime.Process() // 0 where not measured, as is the end
 	started := make(chan struct{})
 	go func() {
 		defer close(s.done)
@@ -243,7 +244,8 @@ func startSampler() *sampler {
 func (s *sampler) finish() serverReport {
 	close(s.stop)
 	<-s.done
-	s.rep.CPU = processCPU() - s.cpu0
+	cpu, _ := cputime.Process()
+	s.rep.CPU = cpu - s.cpu0
 	return s.rep
 }
 

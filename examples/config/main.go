@@ -133,8 +133,16 @@ func run() error {
 	if got := fetch(client, base+"/lookups/k1"); got != http.StatusOK {
 		return fmt.Errorf("lookup: status %d", got)
 	}
-	fmt.Printf("3 gRPC health checks through bulkhead %q, 1 lookup through %q\n",
-		"health", "lookups")
+	// TotalExecutions counts a call when it is admitted, before its response is written:
+	// the client cannot see a response its bulkhead has not counted yet.
+	hb, _ := m.Get("health")
+	lb, _ := m.Get("lookups")
+	checks, lookups := hb.Stats().TotalExecutions, lb.Stats().TotalExecutions
+	fmt.Printf("%d gRPC health checks through bulkhead %q, %d lookup through %q\n",
+		checks, "health", lookups, "lookups")
+	if checks != 3 || lookups != 1 {
+		return fmt.Errorf("want 3 health checks and 1 lookup through their bulkheads, got %d and %d", checks, lookups)
+	}
 
 	reports, _ := m.Get("reports")
 	// Six reports at once under max_concurrent_calls: 2.
