@@ -198,10 +198,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			sum += s.execution[1][o].addTo(counts)
 			count, buckets, seconds := el.exposition(counts, sum)
 			counter(c.calls, count, outcomeNames[o])
-			ch <- prometheus.MustNewConstHistogram(c.execution, count, seconds, buckets, name, outcomeNames[o])
+			if count > 0 {
+				ch <- prometheus.MustNewConstHistogram(c.execution, count, seconds, buckets, name, outcomeNames[o])
+			}
 		}
-		count, buckets, seconds := ql.exposition(queueCounts, queueSum)
-		ch <- prometheus.MustNewConstHistogram(c.queueWait, count, seconds, buckets, name)
+		if count, buckets, seconds := ql.exposition(queueCounts, queueSum); count > 0 {
+			ch <- prometheus.MustNewConstHistogram(c.queueWait, count, seconds, buckets, name)
+		}
 		for i := range s.rejections {
 			counter(c.rejections, s.rejections[i].Load(), reasonNames[i])
 		}
