@@ -223,8 +223,8 @@ func (r *Recorder) Observe(e core.Event) {
 	case core.EventTimedOut:
 		r.timeouts.Add(ctx, 1, a.add...)
 	case core.EventStateChanged:
-		if e.To >= 0 && int(e.To) < len(a.states) {
-			r.stateChanges.Add(ctx, 1, a.states[e.To].add...)
+		if i := metricvocab.StateIndex(e.To); i >= 0 {
+			r.stateChanges.Add(ctx, 1, a.states[i].add...)
 		}
 	}
 }

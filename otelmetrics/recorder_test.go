@@ -351,3 +351,31 @@ func sumValue(t *testing.T, m metricdata.Metrics, set attribute.Set) int64 {
 	t.Fatalf("%s has no point %v", m.Name, set.Encoded(attribute.DefaultEncoder()))
 	return 0
 }
+
+// TestUnknownEvents: an outcome, a rejection error or a state the vocabulary does not know
+// is not counted (and does not panic).
+func TestUnknownEvents(t *testing.T) {
+	reader, r, m := setup(t)
+	create(t, m, "odd", nil)
+	for _, e := range []core.Event{
+		{Kind: core.EventFinished, Outcome: core.Outcome(200)},
+		{Kind: core.EventRejected, Err: errors.New("other")},
+		{Kind: core.EventStateChanged, To: core.State(-1)},
+		{Kind: core.EventStateChanged, To: core.State(3)},
+	} {
+		e.Bulkhead = "odd"
+		r.Observe(e)
+	}
+	got := collect(t, reader)
+	for metric, key := range map[string]string{"bulkman.state_changes": "state", "bulkman.calls": "outcome", "bulkman.rejections": "reason"} {
+		sum, ok := got[metric].Data.(metricdata.Sum[int64])
+		require.True(t, ok, metric)
+		assert.NotEmpty(t, sum.DataPoints, metric)
+		for _, p := range sum.DataPoints {
+			v, _ := p.Attributes.Value(attribute.Key(key))
+			assert.Zero(t, p.Value, "%s %s", metric, v.String())
+		}
+	}
+	_, ok := got["bulkman.execution.duration"]
+	assert.False(t, ok, "nothing recorded")
+}

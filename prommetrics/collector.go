@@ -330,8 +330,8 @@ func (c *Collector) Observe(e core.Event) {
 	case core.EventTimedOut:
 		s.timeouts.Add(1)
 	case core.EventStateChanged:
-		if e.To >= 0 && int(e.To) < len(s.stateChanges) {
-			s.stateChanges[e.To].Add(1)
+		if i := metricvocab.StateIndex(e.To); i >= 0 {
+			s.stateChanges[i].Add(1)
 		}
 	}
 }

@@ -514,3 +514,29 @@ bulkman_active_calls{bulkhead="tenant-b"} 0
 	require.NoError(t, err)
 	assert.Equal(t, 3.0, counterValue(t, g, "bulkman_calls_total", "tenant-a", "success"))
 }
+
+// TestUnknownEvents: an outcome, a rejection error or a state the vocabulary does not know
+// is not counted (and does not panic).
+func TestUnknownEvents(t *testing.T) {
+	c, m := setup(t)
+	create(t, m, "odd", nil)
+	for _, e := range []core.Event{
+		{Kind: core.EventFinished, Outcome: core.Outcome(200)},
+		{Kind: core.EventRejected, Err: errors.New("other")},
+		{Kind: core.EventStateChanged, To: core.State(-1)},
+		{Kind: core.EventStateChanged, To: core.State(3)},
+	} {
+		e.Bulkhead = "odd"
+		c.Observe(e)
+	}
+	g := registry(t, c)
+	for _, st := range []string{"healthy", "degraded", "isolated"} {
+		assert.Zero(t, counterValue(t, g, "bulkman_state_changes_total", "odd", st), st)
+	}
+	for _, o := range []string{"success", "failure", "neutral"} {
+		assert.Zero(t, counterValue(t, g, "bulkman_calls_total", "odd", o), o)
+	}
+	for _, r := range []string{"full", "circuit_open", "timeout", "shutdown"} {
+		assert.Zero(t, counterValue(t, g, "bulkman_rejections_total", "odd", r), r)
+	}
+}
