@@ -3,6 +3,7 @@ package otelmetrics
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -181,10 +182,7 @@ func (r *Recorder) lookup(name string) *bulkheadAttrs {
 	for i, st := range metricvocab.States {
 		a.states[i] = with("state", st.String())
 	}
-	next := make(map[string]*bulkheadAttrs, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
+	next := maps.Clone(old)
 	next[name] = a
 	r.attrs.Store(&next)
 
