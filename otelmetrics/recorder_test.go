@@ -379,3 +379,18 @@ func TestUnknownEvents(t *testing.T) {
 	_, ok := got["bulkman.execution.duration"]
 	assert.False(t, ok, "nothing recorded")
 }
+
+// TestHookDoesNotAllocate: once a bulkhead's attribute sets are built, the hook allocates
+// nothing, and neither do the SDK's measurements with its default aggregation.
+func TestHookDoesNotAllocate(t *testing.T) {
+	_, r, m := setup(t)
+	b := create(t, m, "allocs", func(cfg *core.Config) { cfg.CircuitBreakerEnabled = true })
+	ctx := context.Background()
+	fn := func(context.Context) (int, error) { return 1, nil }
+	_, _ = core.Execute(ctx, b, fn) // the first event builds the bulkhead's attribute sets
+	allocs := testing.AllocsPerRun(1000, func() { _, _ = core.Execute(ctx, b, fn) })
+	assert.Zero(t, allocs, "Execute with the recorder's hook")
+
+	e := core.Event{Kind: core.EventRejected, Bulkhead: "allocs", Err: core.ErrFull}
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { r.Observe(e) }), "a rejection")
+}
