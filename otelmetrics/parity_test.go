@@ -2,6 +2,7 @@ package otelmetrics_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"testing"
@@ -89,23 +90,14 @@ func TestPrometheusParity(t *testing.T) {
 	}
 	want, got := gather(promReg), gather(otelReg)
 	require.Len(t, want, 12)
-	assert.Equal(t, keys(want), keys(got))
+	assert.Equal(t, slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)))
 	for name, w := range want {
 		g, ok := got[name]
-		if !assert.True(t, ok, "OpenTelemetry has no %s (it has %v)", name, keys(got)) {
+		if !assert.True(t, ok, "OpenTelemetry has no %s (it has %v)", name, slices.Sorted(maps.Keys(got))) {
 			continue
 		}
 		assert.Equal(t, w.kind, g.kind, name)
 		assert.Equal(t, w.labels, g.labels, name)
 		assert.Equal(t, w.values, g.values, name)
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
