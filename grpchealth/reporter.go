@@ -157,9 +157,10 @@ func New(hs StatusSetter, cfg Config) (*Reporter, error) {
 			r.watched[b] = true
 		}
 	}
-	switch {
-	case cfg.Policy != AnyIsolated && cfg.Policy != AllIsolated:
+	if cfg.Policy != AnyIsolated && cfg.Policy != AllIsolated {
 		errs = append(errs, fmt.Errorf("grpchealth: Config.Policy: unknown policy %d", cfg.Policy))
+	}
+	switch {
 	case cfg.Interval < 0:
 		errs = append(errs, fmt.Errorf("grpchealth: Config.Interval: %v is negative", cfg.Interval))
 	case cfg.Interval == 0:

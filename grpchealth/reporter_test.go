@@ -353,6 +353,8 @@ func TestNew(t *testing.T) {
 		{"no bulkheads", hs, grpchealth.Config{Services: map[string][]string{"svc": nil}}, []string{`Services["svc"]: no bulkheads`}},
 		{"negative interval", hs, grpchealth.Config{Services: map[string][]string{"svc": {"db"}}, Interval: -time.Second}, []string{"Interval: -1s is negative"}},
 		{"unknown policy", hs, grpchealth.Config{Services: map[string][]string{"svc": {"db"}}, Policy: 7}, []string{"unknown policy 7"}},
+		{"unknown policy and negative interval", hs, grpchealth.Config{Services: map[string][]string{"svc": {"db"}}, Policy: 7, Interval: -time.Second},
+			[]string{"unknown policy 7", "Interval: -1s is negative"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := grpchealth.New(tc.hs, tc.cfg)

@@ -2,7 +2,9 @@ package otelmetrics_test
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,7 +21,9 @@ import (
 
 // TestPrometheusParity: exported through OpenTelemetry's Prometheus exporter (default
 // translation), the instruments become the metric families of prommetrics, with the same
-// types, label names and counter values.
+// types, label names and series: the same counter and gauge values, and the same count,
+// sum and buckets in each histogram. The calls take different times so that their
+// buckets differ; "idle" never runs, so it has no histogram in either.
 func TestPrometheusParity(t *testing.T) {
 	promReg, otelReg := prometheus.NewRegistry(), prometheus.NewRegistry()
 	collector := prommetrics.New()
@@ -38,15 +42,17 @@ func TestPrometheusParity(t *testing.T) {
 	cfg.CircuitBreakerEnabled, cfg.FailureThreshold, cfg.IsolationDuration = true, 1, time.Hour
 	b, err := m.Create(cfg)
 	require.NoError(t, err)
+	_, err = m.Create(core.DefaultConfig("idle"))
+	require.NoError(t, err)
 	ctx := context.Background()
-	_, _ = core.Execute(ctx, b, sleepThen(0, nil))
-	_, _ = core.Execute(ctx, b, sleepThen(0, errBoom)) // opens
-	_, _ = core.Execute(ctx, b, sleepThen(0, nil))     // refused
+	_, _ = core.Execute(ctx, b, sleepThen(3*time.Millisecond, nil))
+	_, _ = core.Execute(ctx, b, sleepThen(30*time.Millisecond, errBoom)) // opens
+	_, _ = core.Execute(ctx, b, sleepThen(0, nil))                       // refused
 
 	type family struct {
 		kind   string
 		labels []string
-		values map[string]float64 // counters: by label values
+		values map[string]float64 // by label values, and for histograms count, sum and le
 	}
 	gather := func(g prometheus.Gatherer) map[string]family {
 		t.Helper()
@@ -66,6 +72,16 @@ func TestPrometheusParity(t *testing.T) {
 				if c := metric.GetCounter(); c != nil {
 					f.values[key] = c.GetValue()
 				}
+				if g := metric.GetGauge(); g != nil {
+					f.values[key] = g.GetValue()
+				}
+				if h := metric.GetHistogram(); h != nil {
+					f.values[key+"count"] = float64(h.GetSampleCount())
+					f.values[key+"sum"] = h.GetSampleSum()
+					for _, b := range h.GetBucket() {
+						f.values[key+"le="+strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64)] = float64(b.GetCumulativeCount())
+					}
+				}
 			}
 			slices.Sort(f.labels)
 			out[mf.GetName()] = f
@@ -74,22 +90,14 @@ func TestPrometheusParity(t *testing.T) {
 	}
 	want, got := gather(promReg), gather(otelReg)
 	require.Len(t, want, 12)
+	assert.Equal(t, slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(got)))
 	for name, w := range want {
 		g, ok := got[name]
-		if !assert.True(t, ok, "OpenTelemetry has no %s (it has %v)", name, keys(got)) {
+		if !assert.True(t, ok, "OpenTelemetry has no %s (it has %v)", name, slices.Sorted(maps.Keys(got))) {
 			continue
 		}
 		assert.Equal(t, w.kind, g.kind, name)
 		assert.Equal(t, w.labels, g.labels, name)
 		assert.Equal(t, w.values, g.values, name)
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -3,6 +3,7 @@ package otelmetrics
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -181,10 +182,7 @@ func (r *Recorder) lookup(name string) *bulkheadAttrs {
 	for i, st := range metricvocab.States {
 		a.states[i] = with("state", st.String())
 	}
-	next := make(map[string]*bulkheadAttrs, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
+	next := maps.Clone(old)
 	next[name] = a
 	r.attrs.Store(&next)
 
@@ -223,8 +221,8 @@ func (r *Recorder) Observe(e core.Event) {
 	case core.EventTimedOut:
 		r.timeouts.Add(ctx, 1, a.add...)
 	case core.EventStateChanged:
-		if e.To >= 0 && int(e.To) < len(a.states) {
-			r.stateChanges.Add(ctx, 1, a.states[e.To].add...)
+		if i := metricvocab.StateIndex(e.To); i >= 0 {
+			r.stateChanges.Add(ctx, 1, a.states[i].add...)
 		}
 	}
 }

@@ -351,3 +351,46 @@ func sumValue(t *testing.T, m metricdata.Metrics, set attribute.Set) int64 {
 	t.Fatalf("%s has no point %v", m.Name, set.Encoded(attribute.DefaultEncoder()))
 	return 0
 }
+
+// TestUnknownEvents: an outcome, a rejection error or a state the vocabulary does not know
+// is not counted (and does not panic).
+func TestUnknownEvents(t *testing.T) {
+	reader, r, m := setup(t)
+	create(t, m, "odd", nil)
+	for _, e := range []core.Event{
+		{Kind: core.EventFinished, Outcome: core.Outcome(200)},
+		{Kind: core.EventRejected, Err: errors.New("other")},
+		{Kind: core.EventStateChanged, To: core.State(-1)},
+		{Kind: core.EventStateChanged, To: core.State(3)},
+	} {
+		e.Bulkhead = "odd"
+		r.Observe(e)
+	}
+	got := collect(t, reader)
+	for metric, key := range map[string]string{"bulkman.state_changes": "state", "bulkman.calls": "outcome", "bulkman.rejections": "reason"} {
+		sum, ok := got[metric].Data.(metricdata.Sum[int64])
+		require.True(t, ok, metric)
+		assert.NotEmpty(t, sum.DataPoints, metric)
+		for _, p := range sum.DataPoints {
+			v, _ := p.Attributes.Value(attribute.Key(key))
+			assert.Zero(t, p.Value, "%s %s", metric, v.String())
+		}
+	}
+	_, ok := got["bulkman.execution.duration"]
+	assert.False(t, ok, "nothing recorded")
+}
+
+// TestHookDoesNotAllocate: once a bulkhead's attribute sets are built, the hook allocates
+// nothing, and neither do the SDK's measurements with its default aggregation.
+func TestHookDoesNotAllocate(t *testing.T) {
+	_, r, m := setup(t)
+	b := create(t, m, "allocs", func(cfg *core.Config) { cfg.CircuitBreakerEnabled = true })
+	ctx := context.Background()
+	fn := func(context.Context) (int, error) { return 1, nil }
+	_, _ = core.Execute(ctx, b, fn) // the first event builds the bulkhead's attribute sets
+	allocs := testing.AllocsPerRun(1000, func() { _, _ = core.Execute(ctx, b, fn) })
+	assert.Zero(t, allocs, "Execute with the recorder's hook")
+
+	e := core.Event{Kind: core.EventRejected, Bulkhead: "allocs", Err: core.ErrFull}
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { r.Observe(e) }), "a rejection")
+}

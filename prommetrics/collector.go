@@ -163,8 +163,9 @@ func (c *Collector) descs() []*prometheus.Desc {
 // and histograms from what Observe recorded. It implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if m := c.manager.Load(); m != nil {
-		for name, s := range m.Stats() {
-			c.lookup(name) // export the counters at 0 before anything happens
+		stats := m.Stats()
+		c.track(stats)
+		for name, s := range stats {
 			gauge := func(d *prometheus.Desc, v int) {
 				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), name)
 			}
@@ -198,10 +199,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			sum += s.execution[1][o].addTo(counts)
 			count, buckets, seconds := el.exposition(counts, sum)
 			counter(c.calls, count, outcomeNames[o])
-			ch <- prometheus.MustNewConstHistogram(c.execution, count, seconds, buckets, name, outcomeNames[o])
+			if count > 0 {
+				ch <- prometheus.MustNewConstHistogram(c.execution, count, seconds, buckets, name, outcomeNames[o])
+			}
 		}
-		count, buckets, seconds := ql.exposition(queueCounts, queueSum)
-		ch <- prometheus.MustNewConstHistogram(c.queueWait, count, seconds, buckets, name)
+		if count, buckets, seconds := ql.exposition(queueCounts, queueSum); count > 0 {
+			ch <- prometheus.MustNewConstHistogram(c.queueWait, count, seconds, buckets, name)
+		}
 		for i := range s.rejections {
 			counter(c.rejections, s.rejections[i].Load(), reasonNames[i])
 		}
@@ -235,15 +239,10 @@ func (c *Collector) lookupSlow(name string) *series {
 	if s, ok := old[name]; ok {
 		return s
 	}
-	s := &series{name: name}
-	s.queueWait.init(c.queueLayout.durations)
-	for w := range s.execution {
-		for o := range s.execution[w] {
-			s.execution[w][o].init(c.executionLayout.durations)
-		}
-	}
+	s := c.newSeries(name)
 	// Only the address of the first string seen is remembered, so that names built
-	// afresh for every event cannot grow the map.
+	// afresh for every event cannot grow the map; track replaces it by the live
+	// bulkheads' own names at the next scrape.
 	byAddr := maps.Clone(*c.byAddr.Load())
 	byAddr[unsafe.StringData(name)] = s
 	c.byAddr.Store(&byAddr)
@@ -251,6 +250,62 @@ func (c *Collector) lookupSlow(name string) *series {
 	next[name] = s
 	c.series.Store(&next)
 	return s
+}
+
+func (c *Collector) newSeries(name string) *series {
+	s := &series{name: name}
+	s.queueWait.init(c.queueLayout.durations)
+	for w := range s.execution {
+		for o := range s.execution[w] {
+			s.execution[w][o].init(c.executionLayout.durations)
+		}
+	}
+	return s
+}
+
+// track creates the series of each bulkhead in stats (the watched Manager's), so that
+// its counters are exported at 0 before anything happens, and makes byAddr the addresses
+// of these bulkheads' names. The keys of Manager.Stats are the bulkheads' own name
+// strings, the ones their events carry: a bulkhead removed from the Manager and created
+// again under the same name, from a string built at run time, carries a new address,
+// which lookup would otherwise never learn (it remembers the first address of a name
+// only). Rebuilding here, when a live bulkhead's address is missing or byAddr holds more
+// than the live bulkheads, keeps Observe free of that work and byAddr bounded by the live
+// bulkheads; a bulkhead the watched Manager does not have takes the slow path. While the
+// bulkheads stay the same, track costs a map read per bulkhead.
+func (c *Collector) track(stats map[string]core.Stats) {
+	if byAddr := *c.byAddr.Load(); len(byAddr) <= len(stats) {
+		current := true
+		for name := range stats {
+			if _, ok := byAddr[unsafe.StringData(name)]; !ok {
+				current = false
+				break
+			}
+		}
+		if current {
+			return
+		}
+	}
+	c.seriesMu.Lock()
+	defer c.seriesMu.Unlock()
+	all := *c.series.Load()
+	cloned := false
+	byAddr := make(map[*byte]*series, len(stats))
+	for name := range stats {
+		s, ok := all[name]
+		if !ok {
+			if !cloned {
+				all, cloned = maps.Clone(all), true
+			}
+			s = c.newSeries(name)
+			all[name] = s
+		}
+		byAddr[unsafe.StringData(name)] = s
+	}
+	if cloned {
+		c.series.Store(&all)
+	}
+	c.byAddr.Store(&byAddr)
 }
 
 // Observe records e. It is the event hook to give to core.WithEventHook, and is safe for
@@ -275,8 +330,8 @@ func (c *Collector) Observe(e core.Event) {
 	case core.EventTimedOut:
 		s.timeouts.Add(1)
 	case core.EventStateChanged:
-		if e.To >= 0 && int(e.To) < len(s.stateChanges) {
-			s.stateChanges[e.To].Add(1)
+		if i := metricvocab.StateIndex(e.To); i >= 0 {
+			s.stateChanges[i].Add(1)
 		}
 	}
 }

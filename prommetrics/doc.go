@@ -34,7 +34,8 @@
 //	bulkman_execution_duration_seconds        histogram start of the function to its end (or its timeout)
 //
 // The counters of a bulkhead the watched Manager knows are exported from the first scrape
-// on, at 0 until something happens, so that rate() sees the first increase.
+// on, at 0 until something happens, so that rate() sees the first increase. A histogram
+// series is exported once a call it counts has ended, as OpenTelemetry does.
 //
 // docs/observability.md in the repository explains every metric and gives example queries.
 package prommetrics

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -64,13 +65,13 @@ func TestJSONKeys(t *testing.T) {
 
 	var body map[string]map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
-	require.ElementsMatch(t, []string{"payments", "search"}, keys(body))
+	require.ElementsMatch(t, []string{"payments", "search"}, slices.Collect(maps.Keys(body)))
 	for name, stats := range body {
 		want := seedKeys
 		if name == "search" { // circuit_status is omitted when the breaker is off
 			want = slices.DeleteFunc(slices.Clone(seedKeys), func(k string) bool { return k == "circuit_status" })
 		}
-		assert.ElementsMatch(t, want, keys(stats), name)
+		assert.ElementsMatch(t, want, slices.Collect(maps.Keys(stats)), name)
 		assert.Equal(t, name, stats["name"])
 	}
 	assert.Equal(t, "isolated", body["payments"]["state"])
@@ -128,12 +129,4 @@ func TestReadOnly(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "3", resp.Header.Get("Content-Length"))
 	assert.Empty(t, body)
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

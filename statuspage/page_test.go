@@ -67,8 +67,9 @@ const chromium = "/usr/bin/chromium"
 
 // TestPageInChromium loads the page in headless Chromium against a real server, after a
 // circuit opened, and checks the rendered DOM: the isolated bulkhead's row, the healthy
-// one's, the summary, and a rejection rate computed from successive polls (the JSON
-// handler refuses one call on the isolated bulkhead per request).
+// ones', the summary, and a rejection rate computed from successive polls (the JSON
+// handler refuses one call on the isolated bulkhead per request). The page finds a row
+// again by its id at each poll: a name that needs URL-encoding keeps one row too.
 func TestPageInChromium(t *testing.T) {
 	if _, err := os.Stat(chromium); err != nil {
 		if os.Getenv("BULKMAN_REQUIRE_CHROMIUM") != "" {
@@ -79,6 +80,9 @@ func TestPageInChromium(t *testing.T) {
 	}
 	m := newManager(t)
 	pay, _ := m.Get("payments")
+	const encoded = `orders "eu"/ü`
+	_, err := m.Create(core.DefaultConfig(encoded))
+	require.NoError(t, err)
 	var polls atomic.Int64
 	jsonHandler := statuspage.JSON(m)
 	mux := http.NewServeMux()
@@ -124,10 +128,14 @@ func TestPageInChromium(t *testing.T) {
 	})
 	require.Contains(t, rows, "payments", "the page rendered the isolated bulkhead's row:\n%s", out)
 	require.Contains(t, rows, "search")
-	assert.Equal(t, []string{"payments", "search"}, order, "rows sorted by name")
+	require.Contains(t, rows, encoded)
+	assert.Equal(t, []string{encoded, "payments", "search"}, order, "one row per bulkhead, sorted by name")
+	id, _ := attr(rows[encoded], "id")
+	assert.Equal(t, "bulkhead-orders%20%22eu%22%2F%C3%BC", id)
+	assert.Equal(t, encoded, text(field(rows[encoded], "name")))
 
 	pay2 := rows["payments"]
-	id, _ := attr(pay2, "id")
+	id, _ = attr(pay2, "id")
 	assert.Equal(t, "bulkhead-payments", id)
 	state, _ := attr(pay2, "data-state")
 	assert.Equal(t, "isolated", state)
@@ -139,7 +147,7 @@ func TestPageInChromium(t *testing.T) {
 	assert.Equal(t, "healthy", state)
 	assert.Equal(t, "off", text(field(rows["search"], "circuit")))
 	require.NotNil(t, summary)
-	assert.Equal(t, "2 bulkheads: 1 healthy, 0 degraded, 1 isolated", text(summary))
+	assert.Equal(t, "3 bulkheads: 2 healthy, 0 degraded, 1 isolated", text(summary))
 
 	require.GreaterOrEqual(t, polls.Load(), int64(2), "the page refreshes itself")
 	rate, ok := attr(field(pay2, "rejection-rate"), "data-value")

@@ -194,9 +194,12 @@ func run(ctx context.Context, addr string, serve bool) error {
 		return nil
 	}
 
+	var statuses, overall []string // health(shop.Payments) and health("") at each step
 	say := func(what string) {
+		svc, all := checkHealth("shop.Payments"), checkHealth("")
+		statuses, overall = append(statuses, svc), append(overall, all)
 		fmt.Printf("%-46s payments=%-8s  health(shop.Payments)=%-11s  health(\"\")=%s\n",
-			what, payments.State(), checkHealth("shop.Payments"), checkHealth(""))
+			what, payments.State(), svc, all)
 	}
 	if err := cycle(ctx, payments, inventory, dep, 0, say); err != nil {
 		return err
@@ -205,6 +208,15 @@ func run(ctx context.Context, addr string, serve bool) error {
 	fmt.Println("\nstate sequence of payments:", seq)
 	if want := "healthy → isolated → degraded → healthy"; seq.String() != want {
 		return fmt.Errorf("state sequence %q, want %q", seq, want)
+	}
+	// shop.Payments is NOT_SERVING while the circuit is open, and SERVING again once the
+	// isolation is over (probes are allowed); the overall status never changes.
+	serving, notServing := healthpb.HealthCheckResponse_SERVING.String(), healthpb.HealthCheckResponse_NOT_SERVING.String()
+	if want := []string{serving, notServing, notServing, serving, serving, serving}; !slices.Equal(statuses, want) {
+		return fmt.Errorf("health(shop.Payments) at the six steps: %v, want %v", statuses, want)
+	}
+	if i := slices.IndexFunc(overall, func(s string) bool { return s != serving }); i >= 0 {
+		return fmt.Errorf(`health("") at step %d: %s, want %s`, i+1, overall[i], serving)
 	}
 
 	fmt.Println("\na few lines of", base+"/metrics:")
@@ -267,10 +279,10 @@ func cycle(ctx context.Context, payments, inventory *core.Bulkhead, dep *depende
 	for range 3 { // FailureThreshold consecutive failures
 		_, _ = core.Execute(ctx, payments, dep.call)
 	}
-	report("2. the dependency fails 3 times: open")
 	if err := sleep(100 * time.Millisecond); err != nil { // let the health reporter act
 		return err
 	}
+	report("2. the dependency fails 3 times: open")
 	calls(4)
 	report("3. calls are refused without reaching it")
 	if err := sleep(payments.Config().IsolationDuration + 100*time.Millisecond + pause); err != nil {

@@ -27,9 +27,22 @@ func OutcomeIndex(o core.Outcome) int {
 // returns.
 var Reasons = [...]string{reasonFull: "full", reasonCircuitOpen: "circuit_open", reasonTimeout: "timeout", reasonShutdown: "shutdown"}
 
-// States are the bulkhead states, indexed by their value; their String is the value of
-// the state label.
+// States are the bulkhead states, indexed by what StateIndex returns; their String is
+// the value of the state label.
 var States = [...]core.State{core.Healthy, core.Degraded, core.Isolated}
+
+// StateIndex returns the index in States of s, or -1 for a state it does not know.
+func StateIndex(s core.State) int {
+	switch s {
+	case core.Healthy:
+		return 0
+	case core.Degraded:
+		return 1
+	case core.Isolated:
+		return 2
+	}
+	return -1
+}
 
 const (
 	reasonFull = iota

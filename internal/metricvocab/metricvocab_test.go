@@ -40,7 +40,10 @@ func TestIndexes(t *testing.T) {
 	assert.Equal(t, -1, metricvocab.OutcomeIndex(core.Outcome(200)))
 	for i, s := range metricvocab.States {
 		assert.Equal(t, core.State(i), s)
+		assert.Equal(t, i, metricvocab.StateIndex(s))
 	}
+	assert.Equal(t, -1, metricvocab.StateIndex(core.State(-1)))
+	assert.Equal(t, -1, metricvocab.StateIndex(core.State(len(metricvocab.States))))
 }
 
 func TestDefaultBuckets(t *testing.T) {
