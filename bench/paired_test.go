@@ -28,9 +28,11 @@ import (
 // rows of BenchmarkHandler), so that failsafegrpc and failsafehttp stay out of bulkman's
 // go.mod.
 //
-// Each reports, per row, ns/call-<row> (mean time of one call) and x-failsafe-<row> (the
-// base row's time over this row's: how many times faster than failsafe-go with a timeout,
-// a breaker and a bulkhead; higher is better).
+// Each reports, per row, ns/call-<row> (mean time of one call), allocs/call-<row> (its
+// allocations per call, measured before the timed loop) and x-failsafe-<row> (the base
+// row's time over this row's: how many times faster than failsafe-go with a timeout, a
+// breaker and a bulkhead; higher is better). Their allocs/op and B/op are of one op: a
+// block of every row.
 
 // pairedBlock is how many calls of one row run back to back before the next row's turn:
 // long enough that reading the clock around the block costs nothing, short enough that
@@ -43,8 +45,17 @@ type pairedRow struct {
 	run  func(tb testing.TB)
 }
 
+// pairedAllocRuns is how many blocks of a row testing.AllocsPerRun averages.
+const pairedAllocRuns = 10
+
 // runPaired times rows in turn (the first is the base of the ratios) and reports them.
 func runPaired(b *testing.B, rows []pairedRow) {
+	// b.ReportAllocs sums every row of an op; a row's own count is measured apart (b.Loop
+	// resets the counters, so these blocks are not in allocs/op).
+	allocs := make([]float64, len(rows))
+	for i, r := range rows {
+		allocs[i] = testing.AllocsPerRun(pairedAllocRuns, func() { r.run(b) }) / pairedBlock
+	}
 	total := make([]time.Duration, len(rows))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -57,6 +68,7 @@ func runPaired(b *testing.B, rows []pairedRow) {
 	calls := float64(b.N * pairedBlock)
 	for i, r := range rows {
 		b.ReportMetric(float64(total[i].Nanoseconds())/calls, "ns/call-"+r.name)
+		b.ReportMetric(allocs[i], "allocs/call-"+r.name)
 		if i > 0 {
 			b.ReportMetric(float64(total[0])/float64(total[i]), "x-failsafe-"+r.name)
 		}
