@@ -30,9 +30,9 @@ var (
 	timeoutBreaker = guard{breaker: true, timeout: callTimeout}
 )
 
-// newBulkman returns a bulkhead configured like the peers' guards. It is shut down when tb
-// ends.
-func newBulkman(tb testing.TB, g guard) *core.Bulkhead {
+// newBulkman returns a bulkhead configured like the peers' guards, with opts. It is shut
+// down when tb ends.
+func newBulkman(tb testing.TB, g guard, opts ...core.Option) *core.Bulkhead {
 	tb.Helper()
 	cfg := core.DefaultConfig("bench")
 	cfg.MaxConcurrentCalls = capacity
@@ -42,7 +42,7 @@ func newBulkman(tb testing.TB, g guard) *core.Bulkhead {
 	cfg.FailureThreshold = failureThreshold
 	cfg.SuccessThreshold = successThreshold
 	cfg.IsolationDuration = openDelay
-	b, err := core.New(cfg)
+	b, err := core.New(cfg, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -76,11 +76,11 @@ func bulkmanPeerCases() []peerCase {
 	}
 }
 
-// wrapExecute: core.Execute with the guard g. fn's error comes back in the Result, the
-// bulkhead's as Execute's error; the row returns whichever there is, like the peers.
-func wrapExecute(g guard) func(tb testing.TB, fn call) call {
+// wrapExecute: core.Execute with the guard g and opts. fn's error comes back in the Result,
+// the bulkhead's as Execute's error; the row returns whichever there is, like the peers.
+func wrapExecute(g guard, opts ...core.Option) func(tb testing.TB, fn call) call {
 	return func(tb testing.TB, fn call) call {
-		b := newBulkman(tb, g)
+		b := newBulkman(tb, g, opts...)
 		ctx := requestContext(tb)
 		f := func(context.Context) (uint64, error) { return fn() }
 		return func() (uint64, error) {

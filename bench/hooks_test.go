@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -38,44 +37,16 @@ func hookRows(counter *eventCounter) []struct {
 	}
 }
 
-func newHookedBulkman(tb testing.TB, opts []core.Option) *core.Bulkhead {
-	tb.Helper()
-	cfg := core.DefaultConfig("bench")
-	cfg.MaxConcurrentCalls, cfg.MaxQueueSize = capacity, 0
-	cfg.CircuitBreakerEnabled = true
-	cfg.FailureThreshold, cfg.SuccessThreshold, cfg.IsolationDuration = failureThreshold, successThreshold, openDelay
-	b, err := core.New(cfg, opts...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = b.Shutdown(ctx)
-	})
-	return b
-}
-
-// BenchmarkEventHook runs core.Execute with each hook configuration, serial and parallel.
-// Names read EventHook/hook=<none|noop|count>/<serial|parallel>.
+// BenchmarkEventHook runs core.Execute with each hook configuration, serial and parallel:
+// BenchmarkPeers' bulkman-execute-cb row on noop, with the hook. Names read
+// EventHook/hook=<none|noop|count>/<serial|parallel>.
 func BenchmarkEventHook(b *testing.B) {
 	var counter eventCounter
 	for _, row := range hookRows(&counter) {
 		b.Run(row.name, func(b *testing.B) {
-			f := func(context.Context) (uint64, error) { return noop() }
-			c := func(tb testing.TB) call {
-				bh := newHookedBulkman(tb, row.opts)
-				ctx := requestContext(tb)
-				return func() (uint64, error) {
-					r, err := core.Execute(ctx, bh, f)
-					if err != nil {
-						return 0, err
-					}
-					return r.Value, r.Err
-				}
-			}
-			b.Run("serial", func(b *testing.B) { runSerial(b, c(b)) })
-			b.Run("parallel", func(b *testing.B) { runParallel(b, c(b)) })
+			c := wrapExecute(withBreaker, row.opts...)
+			b.Run("serial", func(b *testing.B) { runSerial(b, c(b, noop)) })
+			b.Run("parallel", func(b *testing.B) { runParallel(b, c(b, noop)) })
 		})
 	}
 }
@@ -84,7 +55,7 @@ func BenchmarkEventHook(b *testing.B) {
 func TestEventHookCounts(t *testing.T) {
 	var counter eventCounter
 	rows := hookRows(&counter)
-	b := newHookedBulkman(t, rows[2].opts)
+	b := newBulkman(t, withBreaker, rows[2].opts...)
 	for range 10 {
 		r, err := core.Execute(context.Background(), b, func(context.Context) (uint64, error) { return noop() })
 		require.NoError(t, err)

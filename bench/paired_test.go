@@ -4,23 +4,19 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go/bulkhead"
-	"github.com/failsafe-go/failsafe-go/failsafegrpc"
-	"github.com/failsafe-go/failsafe-go/failsafehttp"
-	"github.com/failsafe-go/failsafe-go/timeout"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/bulkman-go/bulkman/grpcmw"
-	"github.com/bulkman-go/bulkman/httpmw"
 )
 
-// The paired benchmarks measure the middleware rows of BenchmarkGRPCUnary and
-// BenchmarkHTTPHandler once more, interleaved: every op runs a block of calls of each row
+// The paired benchmarks measure the rows of BenchmarkGRPCUnary and BenchmarkHTTPHandler
+// (unaryCases, handlerCases) once more, interleaved: every op runs a block of calls of each row
 // in turn, so that all rows see the same load at the same moment. On this shared machine
 // the rows of a plain benchmark run seconds apart, and a burst of load from another
 // process lands on some rows and not others; a paired ratio does not move with it. They
@@ -28,9 +24,11 @@ import (
 // rows of BenchmarkHandler), so that failsafegrpc and failsafehttp stay out of bulkman's
 // go.mod.
 //
-// Each reports, per row, ns/call-<row> (mean time of one call) and x-failsafe-<row> (the
-// base row's time over this row's: how many times faster than failsafe-go with a timeout,
-// a breaker and a bulkhead; higher is better).
+// Each reports, per row, ns/call-<row> (mean time of one call), allocs/call-<row> (its
+// allocations per call, measured before the timed loop) and x-failsafe-<row> (the base
+// row's time over this row's: how many times faster than failsafe-go with a timeout, a
+// breaker and a bulkhead; higher is better). Their allocs/op and B/op are of one op: a
+// block of every row.
 
 // pairedBlock is how many calls of one row run back to back before the next row's turn:
 // long enough that reading the clock around the block costs nothing, short enough that
@@ -43,8 +41,25 @@ type pairedRow struct {
 	run  func(tb testing.TB)
 }
 
-// runPaired times rows in turn (the first is the base of the ratios) and reports them.
+// pairedBase names the row the ratios are against: failsafe-go with a timeout, a breaker
+// and a bulkhead.
+const pairedBase = "failsafe-timeout+cb+bh"
+
+// pairedAllocRuns is how many blocks of a row testing.AllocsPerRun averages.
+const pairedAllocRuns = 10
+
+// runPaired times rows in turn and reports them, with the ratios against pairedBase's.
 func runPaired(b *testing.B, rows []pairedRow) {
+	base := slices.IndexFunc(rows, func(r pairedRow) bool { return r.name == pairedBase })
+	if base < 0 {
+		b.Fatalf("no %s row", pairedBase)
+	}
+	// b.ReportAllocs sums every row of an op; a row's own count is measured apart (b.Loop
+	// resets the counters, so these blocks are not in allocs/op).
+	allocs := make([]float64, len(rows))
+	for i, r := range rows {
+		allocs[i] = testing.AllocsPerRun(pairedAllocRuns, func() { r.run(b) }) / pairedBlock
+	}
 	total := make([]time.Duration, len(rows))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -57,8 +72,9 @@ func runPaired(b *testing.B, rows []pairedRow) {
 	calls := float64(b.N * pairedBlock)
 	for i, r := range rows {
 		b.ReportMetric(float64(total[i].Nanoseconds())/calls, "ns/call-"+r.name)
-		if i > 0 {
-			b.ReportMetric(float64(total[0])/float64(total[i]), "x-failsafe-"+r.name)
+		b.ReportMetric(allocs[i], "allocs/call-"+r.name)
+		if i != base {
+			b.ReportMetric(float64(total[base])/float64(total[i]), "x-failsafe-"+r.name)
 		}
 	}
 }
@@ -76,10 +92,8 @@ var streamInfo = &grpc.StreamServerInfo{FullMethod: "/bench.Echo/Stream", IsClie
 
 func noopStreamHandler(any, grpc.ServerStream) error { return nil }
 
-// grpcPairedRows: failsafegrpc with timeout, breaker and bulkhead (the base), failsafegrpc
-// with a bulkhead only, the pass-through interceptor, and grpcmw's unary and stream server
-// interceptors in the three configurations of bulkmanUnaryCases. failsafe-go has no stream
-// interceptor.
+// grpcPairedRows: the interceptors of unaryCases, then grpcmw's stream server interceptor
+// in the three configurations of bulkmanUnaryCases. failsafe-go has no stream interceptor.
 func grpcPairedRows(tb testing.TB) []pairedRow {
 	ctx := requestContext(tb)
 	unary := func(i grpc.UnaryServerInterceptor) func(testing.TB) {
@@ -101,18 +115,15 @@ func grpcPairedRows(tb testing.TB) []pairedRow {
 			}
 		}
 	}
-	return []pairedRow{
-		{"failsafe-timeout+cb+bh", unary(failsafegrpc.NewUnaryServerInterceptor[any](
-			timeout.New[any](callTimeout), newFailsafeBreaker[any](), bulkhead.New[any](capacity)))},
-		{"failsafe-bh", unary(failsafegrpc.NewUnaryServerInterceptor[any](bulkhead.New[any](capacity)))},
-		{"bare", unary(passThroughInterceptor)},
-		{"bulkman-grpcmw", unary(grpcmw.UnaryServerInterceptor(grpcmw.Always(newBulkman(tb, plain))))},
-		{"bulkman-grpcmw-cb", unary(grpcmw.UnaryServerInterceptor(grpcmw.Always(newBulkman(tb, withBreaker))))},
-		{"bulkman-grpcmw-timeout+cb", unary(grpcmw.UnaryServerInterceptor(grpcmw.Always(newBulkman(tb, timeoutBreaker))))},
-		{"bulkman-grpcmw-stream", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, plain))))},
-		{"bulkman-grpcmw-stream-cb", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, withBreaker))))},
-		{"bulkman-grpcmw-stream-timeout+cb", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, timeoutBreaker))))},
+	var rows []pairedRow
+	for _, uc := range unaryCases() {
+		rows = append(rows, pairedRow{uc.name, unary(uc.build(tb))})
 	}
+	return append(rows,
+		pairedRow{"bulkman-grpcmw-stream", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, plain))))},
+		pairedRow{"bulkman-grpcmw-stream-cb", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, withBreaker))))},
+		pairedRow{"bulkman-grpcmw-stream-timeout+cb", stream(grpcmw.StreamServerInterceptor(grpcmw.Always(newBulkman(tb, timeoutBreaker))))},
+	)
 }
 
 // BenchmarkGRPCPaired runs grpcPairedRows interleaved. One op is one block of each row.
@@ -141,9 +152,8 @@ func (w *statusWriter) WriteHeader(code int) {
 // noContent answers 204, so that every row's response is explicit.
 var noContent = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 
-// httpPairedRows: failsafehttp with timeout, breaker and bulkhead (the base), failsafehttp
-// with a bulkhead only, the bare handler, and httpmw.Handler in the three configurations of
-// bulkmanHandlerCases, all around a handler that answers 204, served to a statusWriter.
+// httpPairedRows: the middleware of handlerCases around a handler that answers 204, served
+// to a statusWriter.
 func httpPairedRows(tb testing.TB) []pairedRow {
 	req := httptest.NewRequestWithContext(requestContext(tb), http.MethodGet, "/", nil)
 	row := func(h http.Handler) func(testing.TB) {
@@ -158,15 +168,11 @@ func httpPairedRows(tb testing.TB) []pairedRow {
 			}
 		}
 	}
-	return []pairedRow{
-		{"failsafe-timeout+cb+bh", row(failsafehttp.NewHandler(noContent,
-			timeout.New[*http.Response](callTimeout), newFailsafeBreaker[*http.Response](), bulkhead.New[*http.Response](capacity)))},
-		{"failsafe-bh", row(failsafehttp.NewHandler(noContent, bulkhead.New[*http.Response](capacity)))},
-		{"bare", row(noContent)},
-		{"bulkman-httpmw", row(httpmw.Handler(noContent, newBulkman(tb, plain)))},
-		{"bulkman-httpmw-cb", row(httpmw.Handler(noContent, newBulkman(tb, withBreaker)))},
-		{"bulkman-httpmw-timeout+cb", row(httpmw.Handler(noContent, newBulkman(tb, timeoutBreaker)))},
+	var rows []pairedRow
+	for _, hc := range handlerCases() {
+		rows = append(rows, pairedRow{hc.name, row(hc.build(tb, noContent))})
 	}
+	return rows
 }
 
 // BenchmarkHTTPPaired runs httpPairedRows interleaved. One op is one block of each row.

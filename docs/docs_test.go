@@ -10,7 +10,7 @@
 //
 // The block's code, with white space normalised, must appear in the named Example's body
 // (which must have an "// Output:" comment, so that it runs) or in one of the program's
-// files. .ci/docs.sh runs this test and the Examples the guide names.
+// files. The README's test command (go test ./...) runs this test and those Examples.
 package docs_test
 
 import (

@@ -27,6 +27,9 @@ type loadConfig struct {
 	// RefusalPause is how long a client waits after a refusal or a timeout before its next
 	// request, as a client honouring Retry-After or backing off would; 0 sends at once.
 	RefusalPause time.Duration
+	// IdleProbes is how many probes are sent one after another before the load, for the
+	// idle round trip (ProbeIdle).
+	IdleProbes int
 }
 
 // clientReport is what the load generator saw.
@@ -45,17 +48,14 @@ type clientReport struct {
 	ProbeErrors int     `json:"probe_errors"`
 }
 
-const (
-	idleProbes = 200
-	probeEvery = 5 * time.Millisecond
-)
+const probeEvery = 5 * time.Millisecond
 
-// probeIdle sends idleProbes probes one after another, before the load, and returns their
-// round trips.
-func probeIdle(c caller) ([]time.Duration, int) {
+// probeIdle sends n probes one after another, before the load, and returns their round
+// trips and how many failed.
+func probeIdle(c caller, n int) ([]time.Duration, int) {
 	var ds []time.Duration
 	errs := 0
-	for range idleProbes {
+	for range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		t0 := time.Now()
 		err := c.probe(ctx)

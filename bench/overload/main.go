@@ -75,6 +75,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.load.MaxDuration, "max-duration", 10*time.Second, "time bound per run")
 	fs.DurationVar(&o.load.ClientTimeout, "client-timeout", 0, "a deadline on every request (0: none)")
 	fs.DurationVar(&o.load.RefusalPause, "refusal-pause", 0, "how long a client waits after a refusal or a timeout before its next request (0: at once)")
+	fs.IntVar(&o.load.IdleProbes, "idle-probes", 200, "no-op probes sent one after another before each run, for the idle round trip")
 	fs.DurationVar(&o.server.DepLatency, "dep-latency", 20*time.Millisecond, "the dependency's latency")
 	fs.IntVar(&o.server.DepCapacity, "dep-capacity", 8, "calls the dependency serves at once")
 	fs.IntVar(&o.server.Limit, "limit", 8, "bulkhead size (bulkman MaxConcurrentCalls, failsafe bulkhead)")
@@ -102,6 +103,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.rounds < 1, o.load.Clients < 1, o.load.Requests < 1, o.load.MaxDuration <= 0:
 		return o, errors.New("-rounds, -clients, -requests and -max-duration must be positive")
+	case o.load.IdleProbes < 0:
+		return o, errors.New("-idle-probes must be at least 0")
 	case o.server.DepCapacity < 1, o.server.Limit < 1, o.server.Queue < 0, o.server.DepLatency <= 0:
 		return o, errors.New("-dep-capacity and -limit must be at least 1, -queue at least 0, -dep-latency positive")
 	}
@@ -239,7 +242,7 @@ func runOne(exe string, sc serverConfig, lc loadConfig, progress func(int64, tim
 		_, _ = srv.end()
 		return r, err
 	}
-	idle, idleErrs := probeIdle(c)
+	idle, idleErrs := probeIdle(c, lc.IdleProbes)
 	if err := srv.begin(); err != nil {
 		c.close()
 		_, _ = srv.end()

@@ -316,7 +316,8 @@ const (
 	probePath   = "/ping"
 )
 
-// onlyLoad applies i to the load's method only, never to the probe.
+// onlyLoad applies i to the load's method only, never to the probe. Both protections are
+// gated by it, so that they differ only in the interceptor they are.
 func onlyLoad(i grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if info.FullMethod != loadMethod {
@@ -344,7 +345,7 @@ func (s *server) serveGRPC(lis net.Listener, cfg serverConfig) error {
 	switch cfg.Mode {
 	case "none":
 	case "bulkman":
-		chain = append(chain, grpcmw.UnaryServerInterceptor(grpcmw.ByMethod(map[string]*core.Bulkhead{loadMethod: s.bh})))
+		chain = append(chain, onlyLoad(grpcmw.UnaryServerInterceptor(grpcmw.Always(s.bh))))
 	case "failsafe":
 		chain = append(chain, onlyLoad(failsafegrpc.NewUnaryServerInterceptor[any](
 			timeout.New[any](cfg.Timeout),
