@@ -23,8 +23,9 @@
 //
 // Times are stored in UTC to the microsecond. Stores of different namespaces share the
 // table but never see each other's circuits (WithNamespace); WithTable picks another
-// table. Rows that are not a valid state (an unknown status, an OPEN without open_until)
-// are ignored and replaced by the next write.
+// table. Rows that are not a valid state (an unknown status, an OPEN without a finite
+// open_until) are ignored, never block a write, and are replaced by the next one.
+// updated_at is information only: a NULL or infinite one reads as a zero UpdatedAt.
 //
 // # Guarded writes and notifications
 //
@@ -225,22 +226,27 @@ func (s *Store) prepareSQL() {
 	s.sqlLoadAll = `SELECT name, status, open_until, updated_at FROM ` + s.table + ` WHERE namespace = $1 ORDER BY name`
 	// One statement: the guarded upsert, and the notification when it wrote. The WHERE
 	// is the guard: a live OPEN (by the database's clock) is left alone, and then no row
-	// comes back. coalesce and isfinite: an OPEN without a finite open_until is malformed,
-	// not live, and must not block the write that fixes it.
+	// comes back.
 	s.sqlSave = `WITH w AS (
 		INSERT INTO ` + s.table + ` AS t (namespace, name, status, open_until, updated_at)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (namespace, name) DO UPDATE
 			SET status = excluded.status, open_until = excluded.open_until, updated_at = excluded.updated_at
-			WHERE NOT (t.status = 'OPEN' AND coalesce(t.open_until > now() AND isfinite(t.open_until), false))
+			WHERE NOT ` + liveSQL + `
 		RETURNING 1
 	)
 	SELECT pg_notify($6, $7)::text FROM w`
 	// The row that blocked a write, and whether it is still live.
-	s.sqlCurrent = `SELECT status, open_until, updated_at,
-		status = 'OPEN' AND coalesce(open_until > now() AND isfinite(open_until), false)
-		FROM ` + s.table + ` WHERE namespace = $1 AND name = $2`
+	s.sqlCurrent = `SELECT t.status, t.open_until, t.updated_at, ` + liveSQL + `
+		FROM ` + s.table + ` AS t WHERE t.namespace = $1 AND t.name = $2`
 }
+
+// liveSQL is the guard's condition on the row aliased t: a live OPEN, by the database's
+// clock. It must agree with decode, so that a row Load ignores as malformed never blocks
+// the write that fixes it: an OPEN needs a finite open_until (decode's rule), and
+// updated_at, which decode takes as information only, plays no part. coalesce: a NULL
+// anywhere is not live (and Scan gets a bool).
+const liveSQL = `coalesce(t.status = 'OPEN' AND isfinite(t.open_until) AND t.open_until > now(), false)`
 
 // Namespace returns the Store's namespace.
 func (s *Store) Namespace() string { return s.namespace }
@@ -360,8 +366,8 @@ type row struct {
 	updatedAt pgtype.Timestamptz
 }
 
-// decode validates a row. A malformed one is logged (once until the circuit is valid
-// again) and reported as absent.
+// decode validates a row. A malformed one (see liveSQL for the rule it shares with the
+// guard) is logged, once until the circuit is valid again, and reported as absent.
 func (s *Store) decode(name string, r row) (core.CircuitRecord, bool) {
 	rec := core.CircuitRecord{Name: name, Status: r.status.String}
 	var problem string
@@ -372,8 +378,6 @@ func (s *Store) decode(name string, r row) (core.CircuitRecord, bool) {
 		problem = "unknown status"
 	case r.status.String == core.StatusOpen && (!r.openUntil.Valid || r.openUntil.InfinityModifier != pgtype.Finite):
 		problem = "OPEN without a finite open_until"
-	case r.updatedAt.Valid && r.updatedAt.InfinityModifier != pgtype.Finite:
-		problem = "infinite updated_at"
 	}
 	s.malformedMu.Lock()
 	logged := s.malformed[name]
@@ -394,7 +398,9 @@ func (s *Store) decode(name string, r row) (core.CircuitRecord, bool) {
 	if rec.Status == core.StatusOpen {
 		rec.OpenUntil = r.openUntil.Time.UTC()
 	}
-	if r.updatedAt.Valid {
+	// updated_at is information, not state: NULL or infinite reads as unknown (zero),
+	// and the row stays valid, as the guard in the database sees it (liveSQL).
+	if r.updatedAt.Valid && r.updatedAt.InfinityModifier == pgtype.Finite {
 		rec.UpdatedAt = r.updatedAt.Time.UTC()
 	}
 	return rec, true

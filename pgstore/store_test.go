@@ -340,14 +340,17 @@ func TestMalformedRowsAreIgnoredAndFixed(t *testing.T) {
 	logs := &testlog.Sink{MinLevel: slog.LevelDebug}
 	s := newStore(t, pool, pgstore.WithLogger(slog.New(logs)))
 	ctx := context.Background()
-	_, err := pool.Exec(ctx, `INSERT INTO bulkman_circuits (namespace, name, status, open_until) VALUES
-		('default', 'unknown', 'BROKEN', NULL),
-		('default', 'lower', 'open', now() + interval '1 hour'),
-		('default', 'null_until', 'OPEN', NULL),
-		('default', 'forever', 'OPEN', 'infinity')`)
+	_, err := pool.Exec(ctx, `INSERT INTO bulkman_circuits (namespace, name, status, open_until, updated_at) VALUES
+		('default', 'unknown', 'BROKEN', NULL, now()),
+		('default', 'lower', 'open', now() + interval '1 hour', now()),
+		('default', 'null_until', 'OPEN', NULL, now()),
+		('default', 'forever', 'OPEN', 'infinity', now()),
+		('default', 'never', 'OPEN', '-infinity', now()),
+		('default', 'forever_everywhere', 'OPEN', 'infinity', 'infinity'),
+		('default', 'unknown_forever', 'BROKEN', now() + interval '1 hour', 'infinity')`)
 	require.NoError(t, err)
 
-	names := []string{"unknown", "lower", "null_until", "forever"}
+	names := []string{"unknown", "lower", "null_until", "forever", "never", "forever_everywhere", "unknown_forever"}
 	for range 2 {
 		for _, name := range names {
 			rec, ok, err := s.Load(ctx, name)
@@ -374,6 +377,53 @@ func TestMalformedRowsAreIgnoredAndFixed(t *testing.T) {
 		rec, ok := load(t, s, name)
 		assert.True(t, ok, name)
 		assert.Equal(t, core.StatusClosed, rec.Status)
+	}
+}
+
+// TestUpdatedAtIsInformation: a NULL or infinite updated_at does not make a row
+// malformed. Load and the guarded write agree on each row: what Load reads as a live
+// OPEN blocks Save, which returns it; anything else is overwritten by Save.
+func TestUpdatedAtIsInformation(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, database(t, nil))
+	s := newStore(t, pool)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `ALTER TABLE bulkman_circuits ALTER COLUMN updated_at DROP NOT NULL`)
+	require.NoError(t, err, "a hand-made table may allow NULL")
+	_, err = pool.Exec(ctx, `INSERT INTO bulkman_circuits (namespace, name, status, open_until, updated_at) VALUES
+		('default', 'live_future', 'OPEN', now() + interval '1 hour', 'infinity'),
+		('default', 'live_past', 'OPEN', now() + interval '1 hour', '-infinity'),
+		('default', 'live_null', 'OPEN', now() + interval '1 hour', NULL),
+		('default', 'expired_future', 'OPEN', now() - interval '1 hour', 'infinity'),
+		('default', 'closed_future', 'CLOSED', NULL, 'infinity')`)
+	require.NoError(t, err)
+
+	for _, tt := range []struct {
+		name   string
+		status string
+		live   bool
+	}{
+		{"live_future", core.StatusOpen, true},
+		{"live_past", core.StatusOpen, true},
+		{"live_null", core.StatusOpen, true},
+		{"expired_future", core.StatusOpen, false},
+		{"closed_future", core.StatusClosed, false},
+	} {
+		rec, ok := load(t, s, tt.name)
+		require.True(t, ok, "%s: a valid row", tt.name)
+		assert.Equal(t, tt.status, rec.Status, tt.name)
+		assert.Zero(t, rec.UpdatedAt, "%s: unknown", tt.name)
+
+		got, err := s.Save(ctx, core.CircuitRecord{Name: tt.name, Status: core.StatusClosed})
+		require.NoError(t, err, tt.name)
+		if tt.live {
+			assert.Equal(t, rec, got, "%s: the live OPEN Load read blocks the write", tt.name)
+		} else {
+			assert.Equal(t, core.StatusClosed, got.Status, "%s: written", tt.name)
+			after, ok := load(t, s, tt.name)
+			assert.True(t, ok, tt.name)
+			assert.Equal(t, got, after, tt.name)
+		}
 	}
 }
 
