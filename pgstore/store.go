@@ -77,7 +77,7 @@ var ErrClosed = errors.New("pgstore: store is closed")
 type Store struct {
 	pool      *pgxpool.Pool
 	namespace string
-	table     string // quoted, possibly schema-qualified
+	table     string // quoted; schema-qualified as the server resolved it, once migrated
 	channel   string // LISTEN/NOTIFY channel of (table, namespace)
 	logger    *slog.Logger
 
@@ -95,9 +95,11 @@ var _ core.CircuitStore = (*Store)(nil)
 
 // New returns a Store over pool. It creates the table if it is missing and adds missing
 // columns to an existing one, serialised with other replicas starting at the same time by
-// a transaction-scoped advisory lock; then it opens the Store's listening connection with
-// the pool's connection settings (pool.Config().ConnConfig). The pool stays the caller's:
-// Close does not close it.
+// a transaction-scoped advisory lock. The table is named as the pool's connections
+// resolve it (their search_path), and every statement then uses that schema-qualified
+// name. Then New opens the Store's listening connection as the pool opens its own: from
+// pool.Config().ConnConfig, through the pool's BeforeConnect and AfterConnect hooks. The
+// pool stays the caller's: Close does not close it.
 //
 // Errors: an invalid option (namespace or table name), ctx's error, or the database's
 // (connection refused, the schema does not exist, permission denied, ...), wrapped.
@@ -129,10 +131,14 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		malformed: make(map[string]bool),
 		closed:    make(chan struct{}),
 	}
-	qualified, err := s.migrate(ctx)
+	resolved, err := s.migrate(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// Every statement names the table the pool's session resolved, whatever the search_path
+	// of the connection it runs on.
+	s.table = resolved.Sanitize()
+	qualified := resolved[0] + "." + resolved[1]
 	sum := sha256.Sum256([]byte(qualified + "\x00" + s.namespace))
 	s.channel = "bulkman_" + hex.EncodeToString(sum[:16])
 	s.prepareSQL()
@@ -146,10 +152,10 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 // migrateLock is the advisory lock key that serialises New's schema changes in a database.
 const migrateLock = "bulkman/pgstore: schema"
 
-// migrate creates or updates the table, and returns its schema-qualified name as the
-// server resolved it, which names the notification channel.
-func (s *Store) migrate(ctx context.Context) (string, error) {
-	var qualified string
+// migrate creates or updates the table, and returns its name as the server resolved it:
+// schema and table.
+func (s *Store) migrate(ctx context.Context) (pgx.Identifier, error) {
+	var schema, table string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, migrateLock); err != nil {
 			return err
@@ -212,13 +218,13 @@ func (s *Store) migrate(ctx context.Context) (string, error) {
 				return err
 			}
 		}
-		return tx.QueryRow(ctx, `SELECT n.nspname || '.' || c.relname FROM pg_class c
-			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, s.table).Scan(&qualified)
+		return tx.QueryRow(ctx, `SELECT n.nspname::text, c.relname::text FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, s.table).Scan(&schema, &table)
 	})
 	if err != nil {
-		return "", fmt.Errorf("pgstore: create or migrate table %s: %w", s.table, err)
+		return nil, fmt.Errorf("pgstore: create or migrate table %s: %w", s.table, err)
 	}
-	return qualified, nil
+	return pgx.Identifier{schema, table}, nil
 }
 
 func (s *Store) prepareSQL() {

@@ -316,6 +316,55 @@ func TestSubscribeAcrossStores(t *testing.T) {
 	assert.Empty(t, got, "nothing after cancel")
 }
 
+// TestListenerConnectsAsThePool: the listening connection goes through the pool's
+// BeforeConnect (here the only source of the user name, as with rotating credentials)
+// and AfterConnect (here a search_path and an application_name), as the pool's own do;
+// and the table is the one the pool's sessions resolve, on every connection.
+func TestListenerConnectsAsThePool(t *testing.T) {
+	t.Parallel()
+	url := database(t, nil)
+	ctx := context.Background()
+	admin := newPool(t, url)
+	_, err := admin.Exec(ctx, `CREATE SCHEMA app`)
+	require.NoError(t, err)
+	real, err := pgx.ParseConfig(url)
+	require.NoError(t, err)
+	pool := newPool(t, url, func(c *pgxpool.Config) {
+		c.ConnConfig.User = "placeholder_user"
+		c.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+			cc.User = real.User
+			return nil
+		}
+		c.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, `SET search_path = app; SET application_name = 'bulkman_hooked'`)
+			return err
+		}
+	})
+	s := newStore(t, pool)
+
+	var app string
+	require.NoError(t, admin.QueryRow(ctx, `SELECT application_name FROM pg_stat_activity
+		WHERE datname = current_database() AND query ILIKE 'LISTEN%'`).Scan(&app))
+	assert.Equal(t, "bulkman_hooked", app, "AfterConnect ran on the listening connection")
+	var tables int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename = 'bulkman_circuits' AND schemaname = 'app'`).Scan(&tables))
+	assert.Equal(t, 1, tables, "created where the pool's search_path points")
+
+	// A name too long for a notification makes the listener re-read the table on its own
+	// connection.
+	name := strings.Repeat("n", 9000)
+	got := make(chan core.CircuitRecord, 10)
+	defer s.Subscribe(func(r core.CircuitRecord) { got <- r })()
+	_, err = s.Save(ctx, core.CircuitRecord{Name: name, Status: core.StatusClosed})
+	require.NoError(t, err)
+	select {
+	case r := <-got:
+		assert.Equal(t, name, r.Name)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification")
+	}
+}
+
 // TestSubscribeLongName: a record too big for a notification is re-read instead.
 func TestSubscribeLongName(t *testing.T) {
 	t.Parallel()
