@@ -94,15 +94,17 @@ type Store struct {
 var _ core.CircuitStore = (*Store)(nil)
 
 // New returns a Store over pool. It creates the table if it is missing and adds missing
-// columns to an existing one, serialised with other replicas starting at the same time by
+// columns to an existing one (which must have the columns namespace and name, and a
+// unique key on them), serialised with other replicas starting at the same time by
 // a transaction-scoped advisory lock. The table is named as the pool's connections
 // resolve it (their search_path), and every statement then uses that schema-qualified
 // name. Then New opens the Store's listening connection as the pool opens its own: from
 // pool.Config().ConnConfig, through the pool's BeforeConnect and AfterConnect hooks. The
 // pool stays the caller's: Close does not close it.
 //
-// Errors: an invalid option (namespace or table name), ctx's error, or the database's
-// (connection refused, the schema does not exist, permission denied, ...), wrapped.
+// Errors: an invalid option (namespace or table name), an existing table without the key
+// columns or their unique key, ctx's error, or the database's (connection refused, the
+// schema does not exist, permission denied, ...), wrapped.
 func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	if pool == nil {
 		return nil, errors.New("pgstore: nil pool")
@@ -198,6 +200,22 @@ func (s *Store) migrate(ctx context.Context) (pgx.Identifier, error) {
 		}
 		if have["namespace"] == "" || have["name"] == "" {
 			return errors.New("the table exists without the columns namespace and name")
+		}
+		// Save's ON CONFLICT (namespace, name) needs a unique index on exactly these
+		// columns, immediate, valid, without predicate or expression; without it every
+		// Save would fail, so say so now.
+		var keyed bool
+		err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
+			WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indimmediate AND i.indisvalid
+			AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 2
+			AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+				WHERE a.attrelid = i.indrelid AND a.attnum IN (i.indkey[0], i.indkey[1])) = ARRAY['name', 'namespace'])`,
+			s.table).Scan(&keyed)
+		if err != nil {
+			return err
+		}
+		if !keyed {
+			return errors.New("the table has no unique key on (namespace, name), which writes need: add PRIMARY KEY (namespace, name)")
 		}
 		for _, c := range []struct{ col, def string }{
 			{"status", "text NOT NULL DEFAULT 'CLOSED'"},

@@ -133,6 +133,46 @@ func TestNewMigratesAnOlderTable(t *testing.T) {
 	assert.ErrorContains(t, err, "namespace and name")
 }
 
+// TestNewNeedsTheKey: a hand-made table must have a unique key on exactly (namespace,
+// name), which Save's upsert needs; New says so rather than every Save failing.
+func TestNewNeedsTheKey(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, database(t, nil))
+	ctx := context.Background()
+	const cols = `namespace text NOT NULL, name text NOT NULL, status text NOT NULL, open_until timestamptz, updated_at timestamptz NOT NULL DEFAULT now()`
+	for _, tt := range []struct {
+		table, key string
+		ok         bool
+	}{
+		{"no_key", ``, false},
+		{"name_only", `, UNIQUE (name)`, false},
+		{"three_columns", `, UNIQUE (namespace, name, status)`, false},
+		{"deferred_key", `, UNIQUE (namespace, name) DEFERRABLE INITIALLY DEFERRED`, false},
+		{"primary_key", `, PRIMARY KEY (namespace, name)`, true},
+		{"other_order", `, UNIQUE (name, namespace)`, true},
+	} {
+		_, err := pool.Exec(ctx, `CREATE TABLE `+tt.table+` (`+cols+tt.key+`)`)
+		require.NoError(t, err, tt.table)
+		s, err := pgstore.New(ctx, pool, pgstore.WithTable(tt.table))
+		if !tt.ok {
+			assert.ErrorContains(t, err, "no unique key on (namespace, name)", tt.table)
+			assert.ErrorContains(t, err, tt.table, "the error names the table")
+			continue
+		}
+		require.NoError(t, err, tt.table)
+		_, err = s.Save(ctx, core.CircuitRecord{Name: "api", Status: core.StatusClosed})
+		assert.NoError(t, err, tt.table)
+		_, err = s.Save(ctx, core.CircuitRecord{Name: "api", Status: core.StatusHalfOpen})
+		assert.NoError(t, err, "%s: the upsert finds the key", tt.table)
+		require.NoError(t, s.Close())
+	}
+	// The partial index is made apart: a unique index with a predicate is no arbiter.
+	_, err := pool.Exec(ctx, `CREATE TABLE partial (`+cols+`); CREATE UNIQUE INDEX ON partial (namespace, name) WHERE status <> 'x'`)
+	require.NoError(t, err)
+	_, err = pgstore.New(ctx, pool, pgstore.WithTable("partial"))
+	assert.ErrorContains(t, err, "no unique key on (namespace, name)")
+}
+
 // TestSaveFirstOpenerWins: the guarded write, against the database's clock.
 func TestSaveFirstOpenerWins(t *testing.T) {
 	t.Parallel()
