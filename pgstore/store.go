@@ -323,19 +323,14 @@ func (s *Store) Save(ctx context.Context, rec core.CircuitRecord) (core.CircuitR
 	}
 	payload := encodePayload(rec)
 	for range saveAttempts {
-		rows, err := s.pool.Query(ctx, s.sqlSave, s.namespace, rec.Name, rec.Status, openUntil, rec.UpdatedAt, s.channel, payload)
-		if err != nil {
-			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)
-		}
-		written := 0
-		for rows.Next() {
-			written++
-		}
-		if err := rows.Err(); err != nil {
-			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)
-		}
-		if written > 0 {
+		// One row back when it wrote (pg_notify's empty result), none when the guard held.
+		var notified pgtype.Text
+		err := s.pool.QueryRow(ctx, s.sqlSave, s.namespace, rec.Name, rec.Status, openUntil, rec.UpdatedAt, s.channel, payload).Scan(&notified)
+		if err == nil {
 			return rec, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)
 		}
 		var r row
 		var live bool
