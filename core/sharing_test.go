@@ -714,3 +714,61 @@ func TestSharedPendingWriteBeatsStaleRedelivery(t *testing.T) {
 		assert.Equal(t, core.StatusClosed, stored(t, mem).Status)
 	})
 }
+
+// roundingStore keeps times to the microsecond, as PostgreSQL does: what it saves,
+// returns, loads and delivers is rounded.
+type roundingStore struct{ inner core.CircuitStore }
+
+func roundTimes(rec core.CircuitRecord) core.CircuitRecord {
+	rec.OpenUntil = rec.OpenUntil.Truncate(time.Microsecond)
+	rec.UpdatedAt = rec.UpdatedAt.Truncate(time.Microsecond)
+	return rec
+}
+
+func (s roundingStore) Load(ctx context.Context, name string) (core.CircuitRecord, bool, error) {
+	rec, ok, err := s.inner.Load(ctx, name)
+	return roundTimes(rec), ok, err
+}
+
+func (s roundingStore) Save(ctx context.Context, rec core.CircuitRecord) (core.CircuitRecord, error) {
+	stored, err := s.inner.Save(ctx, roundTimes(rec))
+	return roundTimes(stored), err
+}
+
+func (s roundingStore) Subscribe(fn func(core.CircuitRecord)) func() {
+	return s.inner.Subscribe(func(rec core.CircuitRecord) { fn(roundTimes(rec)) })
+}
+
+// TestSharedRoundedTimesAreTheSame: a store that rounds the times it keeps does not make
+// the OPEN this process wrote look like a peer's that won the write (nor does its echo
+// through Subscribe or the poll): the circuit keeps the end time it chose, to the
+// nanosecond, rather than adopting one moved back by the rounding.
+func TestSharedRoundedTimesAreTheSame(t *testing.T) {
+	for _, poll := range []time.Duration{0, time.Second} {
+		t.Run("poll="+poll.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				mem := core.NewMemoryStore()
+				store := &testStore{inner: roundingStore{inner: mem}}
+				b := replica(t, store, poll)
+				time.Sleep(1234567 * time.Nanosecond) // off the microsecond grid
+				until := time.Now().Add(isolation)
+				trip(t, b)
+				synctest.Wait()
+				require.Equal(t, int64(1), store.saves.Load())
+				rounded := stored(t, mem).OpenUntil
+				require.True(t, rounded.Before(until), "the store rounded the end time")
+
+				// Between the rounded end time and the chosen one, the circuit is still
+				// open: it has adopted nothing.
+				time.Sleep(time.Until(rounded) + time.Nanosecond)
+				ran, err := runs(b, succeed(1))
+				assert.False(t, ran)
+				assert.ErrorIs(t, err, core.ErrCircuitOpen)
+				time.Sleep(time.Until(until))
+				ran, err = runs(b, succeed(1))
+				assert.True(t, ran, "a probe at the end time chosen")
+				assert.NoError(t, err)
+			})
+		})
+	}
+}

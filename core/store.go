@@ -42,6 +42,11 @@ type CircuitStore interface {
 	// opener wins and its end time never moves. After it expires, any write is accepted,
 	// so recovery is never blocked. Save returns the record stored after the call: rec
 	// when it was written, the live OPEN when it was not.
+	//
+	// A store may keep times to a precision of its own, no coarser than a millisecond
+	// (PostgreSQL keeps microseconds): what Save returns, Load reads and Subscribe
+	// delivers may then carry rec's times rounded. core takes times less than a
+	// millisecond apart for the same.
 	Save(ctx context.Context, rec CircuitRecord) (stored CircuitRecord, err error)
 
 	// Subscribe arranges for fn to be called with every record saved to the store from
@@ -67,3 +72,13 @@ func WithStoreTimeout(d time.Duration) Option {
 }
 
 const defaultStoreTimeout = 2 * time.Second
+
+// storePrecision is the coarsest precision a CircuitStore may keep times to (see Save).
+const storePrecision = time.Millisecond
+
+// sameInstant reports whether a and b are one instant as a store may keep it: less than
+// storePrecision apart.
+func sameInstant(a, b time.Time) bool {
+	d := a.Sub(b)
+	return -storePrecision < d && d < storePrecision
+}

@@ -127,7 +127,62 @@ func BenchmarkRequestPathQueries(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(counter.all.Load())/float64(b.N), "queries/op")
 			b.ReportMetric(float64(counter.onPath.Load())/float64(b.N), "path-queries/op")
+			if n := counter.onPath.Load(); n > 0 {
+				b.Fatalf("%d database queries on a request's path; the promise is 0", n)
+			}
 		})
+	}
+}
+
+// TestRequestPathMakesNoQueries checks what BenchmarkRequestPathQueries reports, in every
+// test run: no database query is made from inside core.Execute, even while the circuit
+// flaps and the store writes a lot. It first checks that the counter sees a query made
+// from inside a call.
+func TestRequestPathMakesNoQueries(t *testing.T) {
+	t.Parallel()
+	counter := &queryCounter{}
+	pool := newPool(t, database(t, nil), func(c *pgxpool.Config) { c.ConnConfig.Tracer = counter })
+	store := newStore(t, pool)
+	ctx := context.Background()
+
+	probe, err := core.New(core.DefaultConfig("probe"))
+	require.NoError(t, err)
+	_, err = core.Execute(ctx, probe, func(ctx context.Context) (int, error) {
+		_, err := pool.Exec(ctx, "SELECT 1")
+		return 0, err
+	})
+	require.NoError(t, err)
+	require.NoError(t, probe.Shutdown(ctx))
+	require.Equal(t, int64(1), counter.onPath.Load(), "the counter sees a query made inside a call")
+
+	for _, tc := range []struct {
+		name  string
+		fails func(i int) bool
+	}{
+		{"healthy", func(int) bool { return false }},
+		{"flapping", func(i int) bool { return i%4 != 3 }},
+	} {
+		cfg := benchConfig("path-" + tc.name)
+		cfg.FailureThreshold, cfg.SuccessThreshold = 3, 1
+		cfg.IsolationDuration = 0 // the next call after opening is a probe
+		bh, err := core.New(cfg, core.WithCircuitStore(store))
+		require.NoError(t, err)
+		counter.all.Store(0)
+		counter.onPath.Store(0)
+		for i := range 400 {
+			fn := noop
+			if tc.fails(i) {
+				fn = func(context.Context) (int, error) { return 0, errBoom }
+			}
+			if _, err := core.Execute(ctx, bh, fn); err != nil && !errors.Is(err, core.ErrCircuitOpen) {
+				require.NoError(t, err)
+			}
+		}
+		require.NoError(t, bh.Shutdown(ctx)) // its last writes are done
+		assert.Zero(t, counter.onPath.Load(), "%s: queries on a request's path", tc.name)
+		if tc.name == "flapping" {
+			assert.Positive(t, counter.all.Load(), "the store wrote, off the path")
+		}
 	}
 }
 

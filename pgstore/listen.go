@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkman-go/bulkman/core"
 )
@@ -19,7 +20,7 @@ import (
 // delivers every record.
 type listener struct {
 	s      *Store
-	cfg    *pgx.ConnConfig
+	cfg    *pgxpool.Config // the pool's: its ConnConfig and connection hooks
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -43,10 +44,7 @@ const (
 // startListener connects and listens before it returns, so that a Subscribe after New
 // misses nothing; then it leaves the connection to its goroutine.
 func startListener(ctx context.Context, s *Store) (*listener, error) {
-	cfg := s.pool.Config().ConnConfig // a copy
-	// pgx buffers notifications for WaitForNotification only when no callback takes them.
-	cfg.OnNotification = nil
-	l := &listener{s: s, cfg: cfg, done: make(chan struct{})}
+	l := &listener{s: s, cfg: s.pool.Config(), done: make(chan struct{})} // a copy
 	cctx, cancel := context.WithTimeout(ctx, connTimeout)
 	conn, err := l.connect(cctx)
 	cancel()
@@ -59,10 +57,27 @@ func startListener(ctx context.Context, s *Store) (*listener, error) {
 	return l, nil
 }
 
+// connect makes a connection as the pool makes its own: BeforeConnect on a fresh copy of
+// the pool's ConnConfig (rotating credentials, say), then AfterConnect (session settings);
+// and listens on it.
 func (l *listener) connect(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, l.cfg)
+	cfg := l.cfg.ConnConfig.Copy()
+	// pgx buffers notifications for WaitForNotification only when no callback takes them.
+	cfg.OnNotification = nil
+	if l.cfg.BeforeConnect != nil {
+		if err := l.cfg.BeforeConnect(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if l.cfg.AfterConnect != nil {
+		if err := l.cfg.AfterConnect(ctx, conn); err != nil {
+			closeConn(conn)
+			return nil, err
+		}
 	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.s.channel}.Sanitize()); err != nil {
 		closeConn(conn)

@@ -23,8 +23,9 @@
 //
 // Times are stored in UTC to the microsecond. Stores of different namespaces share the
 // table but never see each other's circuits (WithNamespace); WithTable picks another
-// table. Rows that are not a valid state (an unknown status, an OPEN without open_until)
-// are ignored and replaced by the next write.
+// table. Rows that are not a valid state (an unknown status, an OPEN without a finite
+// open_until) are ignored, never block a write, and are replaced by the next one.
+// updated_at is information only: a NULL or infinite one reads as a zero UpdatedAt.
 //
 // # Guarded writes and notifications
 //
@@ -76,7 +77,7 @@ var ErrClosed = errors.New("pgstore: store is closed")
 type Store struct {
 	pool      *pgxpool.Pool
 	namespace string
-	table     string // quoted, possibly schema-qualified
+	table     string // quoted; schema-qualified as the server resolved it, once migrated
 	channel   string // LISTEN/NOTIFY channel of (table, namespace)
 	logger    *slog.Logger
 
@@ -93,13 +94,17 @@ type Store struct {
 var _ core.CircuitStore = (*Store)(nil)
 
 // New returns a Store over pool. It creates the table if it is missing and adds missing
-// columns to an existing one, serialised with other replicas starting at the same time by
-// a transaction-scoped advisory lock; then it opens the Store's listening connection with
-// the pool's connection settings (pool.Config().ConnConfig). The pool stays the caller's:
-// Close does not close it.
+// columns to an existing one (which must have the columns namespace and name, and a
+// unique key on them), serialised with other replicas starting at the same time by
+// a transaction-scoped advisory lock. The table is named as the pool's connections
+// resolve it (their search_path), and every statement then uses that schema-qualified
+// name. Then New opens the Store's listening connection as the pool opens its own: from
+// pool.Config().ConnConfig, through the pool's BeforeConnect and AfterConnect hooks. The
+// pool stays the caller's: Close does not close it.
 //
-// Errors: an invalid option (namespace or table name), ctx's error, or the database's
-// (connection refused, the schema does not exist, permission denied, ...), wrapped.
+// Errors: an invalid option (namespace or table name), an existing table without the key
+// columns or their unique key, ctx's error, or the database's (connection refused, the
+// schema does not exist, permission denied, ...), wrapped.
 func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	if pool == nil {
 		return nil, errors.New("pgstore: nil pool")
@@ -128,10 +133,14 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		malformed: make(map[string]bool),
 		closed:    make(chan struct{}),
 	}
-	qualified, err := s.migrate(ctx)
+	resolved, err := s.migrate(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// Every statement names the table the pool's session resolved, whatever the search_path
+	// of the connection it runs on.
+	s.table = resolved.Sanitize()
+	qualified := resolved[0] + "." + resolved[1]
 	sum := sha256.Sum256([]byte(qualified + "\x00" + s.namespace))
 	s.channel = "bulkman_" + hex.EncodeToString(sum[:16])
 	s.prepareSQL()
@@ -145,10 +154,10 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 // migrateLock is the advisory lock key that serialises New's schema changes in a database.
 const migrateLock = "bulkman/pgstore: schema"
 
-// migrate creates or updates the table, and returns its schema-qualified name as the
-// server resolved it, which names the notification channel.
-func (s *Store) migrate(ctx context.Context) (string, error) {
-	var qualified string
+// migrate creates or updates the table, and returns its name as the server resolved it:
+// schema and table.
+func (s *Store) migrate(ctx context.Context) (pgx.Identifier, error) {
+	var schema, table string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, migrateLock); err != nil {
 			return err
@@ -192,6 +201,22 @@ func (s *Store) migrate(ctx context.Context) (string, error) {
 		if have["namespace"] == "" || have["name"] == "" {
 			return errors.New("the table exists without the columns namespace and name")
 		}
+		// Save's ON CONFLICT (namespace, name) needs a unique index on exactly these
+		// columns, immediate, valid, without predicate or expression; without it every
+		// Save would fail, so say so now.
+		var keyed bool
+		err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index i
+			WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indimmediate AND i.indisvalid
+			AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 2
+			AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+				WHERE a.attrelid = i.indrelid AND a.attnum IN (i.indkey[0], i.indkey[1])) = ARRAY['name', 'namespace'])`,
+			s.table).Scan(&keyed)
+		if err != nil {
+			return err
+		}
+		if !keyed {
+			return errors.New("the table has no unique key on (namespace, name), which writes need: add PRIMARY KEY (namespace, name)")
+		}
 		for _, c := range []struct{ col, def string }{
 			{"status", "text NOT NULL DEFAULT 'CLOSED'"},
 			{"open_until", "timestamptz NULL"},
@@ -211,13 +236,13 @@ func (s *Store) migrate(ctx context.Context) (string, error) {
 				return err
 			}
 		}
-		return tx.QueryRow(ctx, `SELECT n.nspname || '.' || c.relname FROM pg_class c
-			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, s.table).Scan(&qualified)
+		return tx.QueryRow(ctx, `SELECT n.nspname::text, c.relname::text FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, s.table).Scan(&schema, &table)
 	})
 	if err != nil {
-		return "", fmt.Errorf("pgstore: create or migrate table %s: %w", s.table, err)
+		return nil, fmt.Errorf("pgstore: create or migrate table %s: %w", s.table, err)
 	}
-	return qualified, nil
+	return pgx.Identifier{schema, table}, nil
 }
 
 func (s *Store) prepareSQL() {
@@ -225,22 +250,27 @@ func (s *Store) prepareSQL() {
 	s.sqlLoadAll = `SELECT name, status, open_until, updated_at FROM ` + s.table + ` WHERE namespace = $1 ORDER BY name`
 	// One statement: the guarded upsert, and the notification when it wrote. The WHERE
 	// is the guard: a live OPEN (by the database's clock) is left alone, and then no row
-	// comes back. coalesce and isfinite: an OPEN without a finite open_until is malformed,
-	// not live, and must not block the write that fixes it.
+	// comes back.
 	s.sqlSave = `WITH w AS (
 		INSERT INTO ` + s.table + ` AS t (namespace, name, status, open_until, updated_at)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (namespace, name) DO UPDATE
 			SET status = excluded.status, open_until = excluded.open_until, updated_at = excluded.updated_at
-			WHERE NOT (t.status = 'OPEN' AND coalesce(t.open_until > now() AND isfinite(t.open_until), false))
+			WHERE NOT ` + liveSQL + `
 		RETURNING 1
 	)
 	SELECT pg_notify($6, $7)::text FROM w`
 	// The row that blocked a write, and whether it is still live.
-	s.sqlCurrent = `SELECT status, open_until, updated_at,
-		status = 'OPEN' AND coalesce(open_until > now() AND isfinite(open_until), false)
-		FROM ` + s.table + ` WHERE namespace = $1 AND name = $2`
+	s.sqlCurrent = `SELECT t.status, t.open_until, t.updated_at, ` + liveSQL + `
+		FROM ` + s.table + ` AS t WHERE t.namespace = $1 AND t.name = $2`
 }
+
+// liveSQL is the guard's condition on the row aliased t: a live OPEN, by the database's
+// clock. It must agree with decode, so that a row Load ignores as malformed never blocks
+// the write that fixes it: an OPEN needs a finite open_until (decode's rule), and
+// updated_at, which decode takes as information only, plays no part. coalesce: a NULL
+// anywhere is not live (and Scan gets a bool).
+const liveSQL = `coalesce(t.status = 'OPEN' AND isfinite(t.open_until) AND t.open_until > now(), false)`
 
 // Namespace returns the Store's namespace.
 func (s *Store) Namespace() string { return s.namespace }
@@ -293,19 +323,14 @@ func (s *Store) Save(ctx context.Context, rec core.CircuitRecord) (core.CircuitR
 	}
 	payload := encodePayload(rec)
 	for range saveAttempts {
-		rows, err := s.pool.Query(ctx, s.sqlSave, s.namespace, rec.Name, rec.Status, openUntil, rec.UpdatedAt, s.channel, payload)
-		if err != nil {
-			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)
-		}
-		written := 0
-		for rows.Next() {
-			written++
-		}
-		if err := rows.Err(); err != nil {
-			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)
-		}
-		if written > 0 {
+		// One row back when it wrote (pg_notify's empty result), none when the guard held.
+		var notified pgtype.Text
+		err := s.pool.QueryRow(ctx, s.sqlSave, s.namespace, rec.Name, rec.Status, openUntil, rec.UpdatedAt, s.channel, payload).Scan(&notified)
+		if err == nil {
 			return rec, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)
 		}
 		var r row
 		var live bool
@@ -360,8 +385,8 @@ type row struct {
 	updatedAt pgtype.Timestamptz
 }
 
-// decode validates a row. A malformed one is logged (once until the circuit is valid
-// again) and reported as absent.
+// decode validates a row. A malformed one (see liveSQL for the rule it shares with the
+// guard) is logged, once until the circuit is valid again, and reported as absent.
 func (s *Store) decode(name string, r row) (core.CircuitRecord, bool) {
 	rec := core.CircuitRecord{Name: name, Status: r.status.String}
 	var problem string
@@ -372,8 +397,6 @@ func (s *Store) decode(name string, r row) (core.CircuitRecord, bool) {
 		problem = "unknown status"
 	case r.status.String == core.StatusOpen && (!r.openUntil.Valid || r.openUntil.InfinityModifier != pgtype.Finite):
 		problem = "OPEN without a finite open_until"
-	case r.updatedAt.Valid && r.updatedAt.InfinityModifier != pgtype.Finite:
-		problem = "infinite updated_at"
 	}
 	s.malformedMu.Lock()
 	logged := s.malformed[name]
@@ -394,7 +417,9 @@ func (s *Store) decode(name string, r row) (core.CircuitRecord, bool) {
 	if rec.Status == core.StatusOpen {
 		rec.OpenUntil = r.openUntil.Time.UTC()
 	}
-	if r.updatedAt.Valid {
+	// updated_at is information, not state: NULL or infinite reads as unknown (zero),
+	// and the row stays valid, as the guard in the database sees it (liveSQL).
+	if r.updatedAt.Valid && r.updatedAt.InfinityModifier == pgtype.Finite {
 		rec.UpdatedAt = r.updatedAt.Time.UTC()
 	}
 	return rec, true

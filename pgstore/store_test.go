@@ -133,6 +133,46 @@ func TestNewMigratesAnOlderTable(t *testing.T) {
 	assert.ErrorContains(t, err, "namespace and name")
 }
 
+// TestNewNeedsTheKey: a hand-made table must have a unique key on exactly (namespace,
+// name), which Save's upsert needs; New says so rather than every Save failing.
+func TestNewNeedsTheKey(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, database(t, nil))
+	ctx := context.Background()
+	const cols = `namespace text NOT NULL, name text NOT NULL, status text NOT NULL, open_until timestamptz, updated_at timestamptz NOT NULL DEFAULT now()`
+	for _, tt := range []struct {
+		table, key string
+		ok         bool
+	}{
+		{"no_key", ``, false},
+		{"name_only", `, UNIQUE (name)`, false},
+		{"three_columns", `, UNIQUE (namespace, name, status)`, false},
+		{"deferred_key", `, UNIQUE (namespace, name) DEFERRABLE INITIALLY DEFERRED`, false},
+		{"primary_key", `, PRIMARY KEY (namespace, name)`, true},
+		{"other_order", `, UNIQUE (name, namespace)`, true},
+	} {
+		_, err := pool.Exec(ctx, `CREATE TABLE `+tt.table+` (`+cols+tt.key+`)`)
+		require.NoError(t, err, tt.table)
+		s, err := pgstore.New(ctx, pool, pgstore.WithTable(tt.table))
+		if !tt.ok {
+			assert.ErrorContains(t, err, "no unique key on (namespace, name)", tt.table)
+			assert.ErrorContains(t, err, tt.table, "the error names the table")
+			continue
+		}
+		require.NoError(t, err, tt.table)
+		_, err = s.Save(ctx, core.CircuitRecord{Name: "api", Status: core.StatusClosed})
+		assert.NoError(t, err, tt.table)
+		_, err = s.Save(ctx, core.CircuitRecord{Name: "api", Status: core.StatusHalfOpen})
+		assert.NoError(t, err, "%s: the upsert finds the key", tt.table)
+		require.NoError(t, s.Close())
+	}
+	// The partial index is made apart: a unique index with a predicate is no arbiter.
+	_, err := pool.Exec(ctx, `CREATE TABLE partial (`+cols+`); CREATE UNIQUE INDEX ON partial (namespace, name) WHERE status <> 'x'`)
+	require.NoError(t, err)
+	_, err = pgstore.New(ctx, pool, pgstore.WithTable("partial"))
+	assert.ErrorContains(t, err, "no unique key on (namespace, name)")
+}
+
 // TestSaveFirstOpenerWins: the guarded write, against the database's clock.
 func TestSaveFirstOpenerWins(t *testing.T) {
 	t.Parallel()
@@ -316,6 +356,55 @@ func TestSubscribeAcrossStores(t *testing.T) {
 	assert.Empty(t, got, "nothing after cancel")
 }
 
+// TestListenerConnectsAsThePool: the listening connection goes through the pool's
+// BeforeConnect (here the only source of the user name, as with rotating credentials)
+// and AfterConnect (here a search_path and an application_name), as the pool's own do;
+// and the table is the one the pool's sessions resolve, on every connection.
+func TestListenerConnectsAsThePool(t *testing.T) {
+	t.Parallel()
+	url := database(t, nil)
+	ctx := context.Background()
+	admin := newPool(t, url)
+	_, err := admin.Exec(ctx, `CREATE SCHEMA app`)
+	require.NoError(t, err)
+	real, err := pgx.ParseConfig(url)
+	require.NoError(t, err)
+	pool := newPool(t, url, func(c *pgxpool.Config) {
+		c.ConnConfig.User = "placeholder_user"
+		c.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+			cc.User = real.User
+			return nil
+		}
+		c.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, `SET search_path = app; SET application_name = 'bulkman_hooked'`)
+			return err
+		}
+	})
+	s := newStore(t, pool)
+
+	var app string
+	require.NoError(t, admin.QueryRow(ctx, `SELECT application_name FROM pg_stat_activity
+		WHERE datname = current_database() AND query ILIKE 'LISTEN%'`).Scan(&app))
+	assert.Equal(t, "bulkman_hooked", app, "AfterConnect ran on the listening connection")
+	var tables int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename = 'bulkman_circuits' AND schemaname = 'app'`).Scan(&tables))
+	assert.Equal(t, 1, tables, "created where the pool's search_path points")
+
+	// A name too long for a notification makes the listener re-read the table on its own
+	// connection.
+	name := strings.Repeat("n", 9000)
+	got := make(chan core.CircuitRecord, 10)
+	defer s.Subscribe(func(r core.CircuitRecord) { got <- r })()
+	_, err = s.Save(ctx, core.CircuitRecord{Name: name, Status: core.StatusClosed})
+	require.NoError(t, err)
+	select {
+	case r := <-got:
+		assert.Equal(t, name, r.Name)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification")
+	}
+}
+
 // TestSubscribeLongName: a record too big for a notification is re-read instead.
 func TestSubscribeLongName(t *testing.T) {
 	t.Parallel()
@@ -340,14 +429,17 @@ func TestMalformedRowsAreIgnoredAndFixed(t *testing.T) {
 	logs := &testlog.Sink{MinLevel: slog.LevelDebug}
 	s := newStore(t, pool, pgstore.WithLogger(slog.New(logs)))
 	ctx := context.Background()
-	_, err := pool.Exec(ctx, `INSERT INTO bulkman_circuits (namespace, name, status, open_until) VALUES
-		('default', 'unknown', 'BROKEN', NULL),
-		('default', 'lower', 'open', now() + interval '1 hour'),
-		('default', 'null_until', 'OPEN', NULL),
-		('default', 'forever', 'OPEN', 'infinity')`)
+	_, err := pool.Exec(ctx, `INSERT INTO bulkman_circuits (namespace, name, status, open_until, updated_at) VALUES
+		('default', 'unknown', 'BROKEN', NULL, now()),
+		('default', 'lower', 'open', now() + interval '1 hour', now()),
+		('default', 'null_until', 'OPEN', NULL, now()),
+		('default', 'forever', 'OPEN', 'infinity', now()),
+		('default', 'never', 'OPEN', '-infinity', now()),
+		('default', 'forever_everywhere', 'OPEN', 'infinity', 'infinity'),
+		('default', 'unknown_forever', 'BROKEN', now() + interval '1 hour', 'infinity')`)
 	require.NoError(t, err)
 
-	names := []string{"unknown", "lower", "null_until", "forever"}
+	names := []string{"unknown", "lower", "null_until", "forever", "never", "forever_everywhere", "unknown_forever"}
 	for range 2 {
 		for _, name := range names {
 			rec, ok, err := s.Load(ctx, name)
@@ -374,6 +466,53 @@ func TestMalformedRowsAreIgnoredAndFixed(t *testing.T) {
 		rec, ok := load(t, s, name)
 		assert.True(t, ok, name)
 		assert.Equal(t, core.StatusClosed, rec.Status)
+	}
+}
+
+// TestUpdatedAtIsInformation: a NULL or infinite updated_at does not make a row
+// malformed. Load and the guarded write agree on each row: what Load reads as a live
+// OPEN blocks Save, which returns it; anything else is overwritten by Save.
+func TestUpdatedAtIsInformation(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, database(t, nil))
+	s := newStore(t, pool)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `ALTER TABLE bulkman_circuits ALTER COLUMN updated_at DROP NOT NULL`)
+	require.NoError(t, err, "a hand-made table may allow NULL")
+	_, err = pool.Exec(ctx, `INSERT INTO bulkman_circuits (namespace, name, status, open_until, updated_at) VALUES
+		('default', 'live_future', 'OPEN', now() + interval '1 hour', 'infinity'),
+		('default', 'live_past', 'OPEN', now() + interval '1 hour', '-infinity'),
+		('default', 'live_null', 'OPEN', now() + interval '1 hour', NULL),
+		('default', 'expired_future', 'OPEN', now() - interval '1 hour', 'infinity'),
+		('default', 'closed_future', 'CLOSED', NULL, 'infinity')`)
+	require.NoError(t, err)
+
+	for _, tt := range []struct {
+		name   string
+		status string
+		live   bool
+	}{
+		{"live_future", core.StatusOpen, true},
+		{"live_past", core.StatusOpen, true},
+		{"live_null", core.StatusOpen, true},
+		{"expired_future", core.StatusOpen, false},
+		{"closed_future", core.StatusClosed, false},
+	} {
+		rec, ok := load(t, s, tt.name)
+		require.True(t, ok, "%s: a valid row", tt.name)
+		assert.Equal(t, tt.status, rec.Status, tt.name)
+		assert.Zero(t, rec.UpdatedAt, "%s: unknown", tt.name)
+
+		got, err := s.Save(ctx, core.CircuitRecord{Name: tt.name, Status: core.StatusClosed})
+		require.NoError(t, err, tt.name)
+		if tt.live {
+			assert.Equal(t, rec, got, "%s: the live OPEN Load read blocks the write", tt.name)
+		} else {
+			assert.Equal(t, core.StatusClosed, got.Status, "%s: written", tt.name)
+			after, ok := load(t, s, tt.name)
+			assert.True(t, ok, tt.name)
+			assert.Equal(t, got, after, tt.name)
+		}
 	}
 }
 

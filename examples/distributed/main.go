@@ -39,7 +39,6 @@ func main() {
 
 // replica is one process's view: its pool, its store, its Manager.
 type replica struct {
-	name  string
 	pool  *pgxpool.Pool
 	store *pgstore.Store
 	m     *core.Manager
@@ -47,7 +46,7 @@ type replica struct {
 
 const isolation = time.Second
 
-func newReplica(ctx context.Context, name, url, namespace string) (*replica, error) {
+func newReplica(ctx context.Context, url, namespace string) (*replica, error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return nil, err
@@ -57,7 +56,7 @@ func newReplica(ctx context.Context, name, url, namespace string) (*replica, err
 		pool.Close()
 		return nil, err
 	}
-	r := &replica{name: name, pool: pool, store: store, m: core.NewManager(core.WithCircuitStore(store))}
+	r := &replica{pool: pool, store: store, m: core.NewManager(core.WithCircuitStore(store))}
 	cfg := core.DefaultConfig("payments")
 	cfg.CircuitBreakerEnabled = true
 	cfg.FailureThreshold = 3
@@ -97,12 +96,12 @@ func run() error {
 	namespace := fmt.Sprintf("example-%d", time.Now().UnixNano())
 	fmt.Printf("database: %s, namespace %q\n", where, namespace)
 
-	r1, err := newReplica(ctx, "replica 1", srv.URL(), namespace)
+	r1, err := newReplica(ctx, srv.URL(), namespace)
 	if err != nil {
 		return err
 	}
 	defer r1.close(ctx)
-	r2, err := newReplica(ctx, "replica 2", srv.URL(), namespace)
+	r2, err := newReplica(ctx, srv.URL(), namespace)
 	if err != nil {
 		return err
 	}
