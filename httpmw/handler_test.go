@@ -347,6 +347,25 @@ func TestHandlerTimeoutAfterStartOnlyCancels(t *testing.T) {
 	})
 }
 
+// TestHandlerTimeoutLateReturn has handlers return a moment after the deadline, when the
+// bulkhead's timer, which ends their context, may not have run yet: each is timed out all
+// the same, by the bulkhead's clock. Real time, because synctest's timers are never late.
+func TestHandlerTimeoutLateReturn(t *testing.T) {
+	const rounds = 20
+	b := newBulkhead(t, "late", func(c *core.Config) { c.Timeout = 2 * time.Millisecond })
+	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK) // started: the deadline will only cancel the context
+		d, _ := r.Context().Deadline()
+		time.Sleep(time.Until(d) + 50*time.Microsecond)
+	}), b)
+	for range rounds {
+		serve(h, get("/"))
+	}
+	s := b.Stats()
+	assert.Equal(t, int64(rounds), s.TimedOutExecutions)
+	assert.Zero(t, s.SuccessfulExecutions)
+}
+
 func TestHandlerTimeoutFastHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, "fast", withCircuit, func(c *core.Config) { c.Timeout = time.Second })
