@@ -15,13 +15,20 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 )
 
+// newBulkhead returns a bulkhead called name, DefaultConfig changed by mutate.
 func newBulkhead(t testing.TB, name string, mutate ...func(*core.Config)) *core.Bulkhead {
+	t.Helper()
+	return newBulkheadWith(t, name, mutate)
+}
+
+// newBulkheadWith is newBulkhead with core options.
+func newBulkheadWith(t testing.TB, name string, mutate []func(*core.Config), opts ...core.Option) *core.Bulkhead {
 	t.Helper()
 	cfg := core.DefaultConfig(name)
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	b, err := core.New(cfg)
+	b, err := core.New(cfg, opts...)
 	require.NoError(t, err)
 	return b
 }
