@@ -73,7 +73,7 @@ func BenchmarkUnaryServerInterceptor(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			interceptor := bc.new(b)
-			ctx := context.Background()
+			ctx := b.Context() // can end, as every context gRPC gives a handler can
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := interceptor(ctx, info, info, noopUnary); err != nil {
@@ -88,7 +88,7 @@ func BenchmarkUnaryServerInterceptor(b *testing.B) {
 // handler.
 func BenchmarkStreamServerInterceptor(b *testing.B) {
 	info := &grpc.StreamServerInfo{FullMethod: "/grpc.testing.TestService/FullDuplexCall", IsClientStream: true, IsServerStream: true}
-	var ss grpc.ServerStream = fakeServerStream{ctx: context.Background()}
+	var ss grpc.ServerStream = fakeServerStream{ctx: b.Context()} // can end, as gRPC's can
 	for _, bc := range []struct {
 		name string
 		new  func(b *testing.B) grpc.StreamServerInterceptor
@@ -120,7 +120,9 @@ func BenchmarkStreamServerInterceptor(b *testing.B) {
 	}
 }
 
-// BenchmarkByMethod measures a lookup in a table of a few routes.
+// BenchmarkByMethod measures a lookup in a table of a few routes (impl=bymethod) against
+// the floor of any table: one read of a map keyed by the full method name (impl=map),
+// holding the methods looked up.
 func BenchmarkByMethod(b *testing.B) {
 	bh := benchBulkhead(b, false, 0)
 	sel := ByMethod(map[string]*core.Bulkhead{
@@ -129,16 +131,30 @@ func BenchmarkByMethod(b *testing.B) {
 		"/grpc.health.v1.Health/Check":        nil,
 		"*":                                   bh,
 	})
-	ctx := context.Background()
-	for _, m := range []string{"/grpc.testing.TestService/EmptyCall", "/grpc.testing.TestService/UnaryCall", "/other.Service/Method"} {
-		b.Run("method="+m[1:], func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if sel(ctx, m) == nil {
-					b.Fatal("no bulkhead")
+	methods := []string{"/grpc.testing.TestService/EmptyCall", "/grpc.testing.TestService/UnaryCall", "/other.Service/Method"}
+	plain := map[string]*core.Bulkhead{"/grpc.health.v1.Health/Check": nil}
+	for _, m := range methods {
+		plain[m] = bh
+	}
+	impls := []struct {
+		name string
+		sel  Selector
+	}{
+		{"impl=bymethod", sel},
+		{"impl=map", func(_ context.Context, m string) *core.Bulkhead { return plain[m] }},
+	}
+	for _, m := range methods {
+		for _, impl := range impls {
+			b.Run("method="+m[1:]+"/"+impl.name, func(b *testing.B) {
+				ctx := b.Context()
+				b.ReportAllocs()
+				for b.Loop() {
+					if impl.sel(ctx, m) == nil {
+						b.Fatal("no bulkhead")
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

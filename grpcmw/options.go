@@ -77,7 +77,10 @@ func WithStatus(f func(err error) *status.Status) Option {
 //   - an RPC whose caller cancelled it (its context ended with context.Canceled), and an
 //     RPC ending with Canceled not in the set, are neutral: they say nothing about the
 //     dependency, and a half-open circuit's probe permit comes back unused;
-//   - a panic always counts as a failure.
+//   - a panic always counts as a failure;
+//   - on a server, a handler that returns after the bulkhead's Timeout has passed counts as
+//     timed out (core.TimedOut, a failure), whatever its code, unless its caller went away
+//     first (see UnaryServerInterceptor).
 //
 // The codes gRPC defines (OK to Unauthenticated) can be listed; OK and any other code are
 // ignored.
@@ -115,10 +118,14 @@ func (o *options) outcome(ctx context.Context, err error) core.Outcome {
 	return core.Success
 }
 
-// outcomeIn classifies a server call that ran with hctx, ctx plus the permit's deadline:
-// an error once that deadline (and not the caller's) has passed is a timeout.
-func (o *options) outcomeIn(ctx, hctx context.Context, err error) core.Outcome {
-	if err != nil && hctx != ctx && ctx.Err() == nil && hctx.Err() == context.DeadlineExceeded {
+// outcomeIn classifies a server call that ran under p. One that ended once p's deadline
+// had passed, by the bulkhead's clock, is a timeout whatever it returned, as a call that
+// runs past its Timeout in core.Execute is; unless the caller had gone away first (ctx
+// ended: its own deadline or cancellation), which the usual rules judge. The bulkhead's
+// clock, not the handler's context: the bulkhead's timer ends that context a moment after
+// the deadline, and asking the context would make it follow its parent (allocations).
+func (o *options) outcomeIn(ctx context.Context, p core.Permit, err error) core.Outcome {
+	if p.Expired() && ctx.Err() == nil {
 		return core.TimedOut
 	}
 	return o.outcome(ctx, err)

@@ -88,9 +88,8 @@ func TestServerTimeout(t *testing.T) {
 				handle := func(ctx context.Context) error {
 					d, _ := ctx.Deadline()
 					deadlines <- d
-					<-release    // a handler that ignores its context keeps its permit
-					<-ctx.Done() // ended at the deadline (its timer's goroutine may still be due)
-					return ctx.Err()
+					<-release // a handler that ignores its context keeps its permit
+					return nil
 				}
 				c, _ := newTestServer(t, &testService{handle: handle}, serverOpts(Always(b)))
 
@@ -105,10 +104,10 @@ func TestServerTimeout(t *testing.T) {
 				assert.Equal(t, timeout, time.Since(start))
 				assert.Equal(t, 1, b.Stats().ActiveTasks, "the first handler still holds its permit")
 
-				// The first handler's context ended at its deadline; it returns its
-				// context's error, a failure for the circuit.
+				// The first handler returns after its deadline: its caller gets its
+				// answer, and the bulkhead counts it timed out, a failure for the circuit.
 				close(release)
-				assert.Equal(t, codes.DeadlineExceeded, status.Code((<-first).err))
+				require.NoError(t, (<-first).err)
 				assert.Equal(t, core.Failure, next(t, outcomes))
 				assertIdle(t, b)
 				assert.EqualValues(t, 1, b.Stats().RejectedExecutions)
@@ -116,6 +115,83 @@ func TestServerTimeout(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestServerLateReturn checks the rule for a handler that returns after the permit's
+// deadline: timed out whatever it returned, unless its caller went away first.
+func TestServerLateReturn(t *testing.T) {
+	endings := []struct {
+		name     string
+		err      error
+		cancel   bool // the caller cancels before the deadline
+		timedOut bool
+		outcome  core.Outcome // as the event hook sees it: TimedOut shows as Failure
+	}{
+		{name: "ok", timedOut: true, outcome: core.Failure},
+		{name: "Internal", err: status.Error(codes.Internal, "x"), timedOut: true, outcome: core.Failure},
+		{name: "NotFound", err: status.Error(codes.NotFound, "x"), timedOut: true, outcome: core.Failure},
+		{name: "caller cancelled", err: status.Error(codes.Internal, "x"), cancel: true, outcome: core.Neutral},
+	}
+	for _, stream := range []bool{false, true} {
+		for _, e := range endings {
+			name := "unary/" + e.name
+			if stream {
+				name = "stream/" + e.name
+			}
+			t.Run(name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					b, outcomes := newBulkhead(t, func(c *core.Config) { c.Timeout = time.Second })
+					ctx, cancel := context.WithCancel(t.Context())
+					defer cancel()
+					handle := func(hctx context.Context) error {
+						if e.cancel {
+							cancel()
+						}
+						time.Sleep(2 * time.Second) // ignores hctx, which ends at the deadline
+						return e.err
+					}
+					var err error
+					if stream {
+						err = StreamServerInterceptor(Always(b))(nil, fakeServerStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: bidiRPC.method},
+							func(_ any, ss grpc.ServerStream) error { return handle(ss.Context()) })
+					} else {
+						_, err = UnaryServerInterceptor(Always(b))(ctx, nil, &grpc.UnaryServerInfo{FullMethod: unaryRPC.method},
+							func(hctx context.Context, _ any) (any, error) { return nil, handle(hctx) })
+					}
+					assert.Equal(t, e.err, err, "the handler's own")
+					assert.Equal(t, e.outcome, next(t, outcomes))
+					s := b.Stats()
+					assert.Equal(t, e.timedOut, s.TimedOutExecutions == 1, "timed out")
+					assert.EqualValues(t, 1, s.FailedExecutions)
+				})
+			})
+		}
+	}
+}
+
+// TestServerLateReturnBeforeTimer has handlers return a moment after the deadline, when
+// the bulkhead's timer, which ends their context, may not have run yet: each is timed out
+// all the same, by the bulkhead's clock. Real time, because synctest's timers are never
+// late.
+func TestServerLateReturnBeforeTimer(t *testing.T) {
+	const rounds = 20
+	b, _ := newBulkhead(t, func(c *core.Config) { c.Timeout = 2 * time.Millisecond })
+	ctx, cancel := context.WithCancel(t.Context()) // as gRPC gives: a context that can end
+	defer cancel()
+	info := &grpc.UnaryServerInfo{FullMethod: unaryRPC.method}
+	fail := status.Error(codes.Internal, "late")
+	late := func(hctx context.Context, _ any) (any, error) {
+		d, _ := hctx.Deadline()
+		time.Sleep(time.Until(d) + 50*time.Microsecond)
+		return nil, fail
+	}
+	for range rounds {
+		_, err := UnaryServerInterceptor(Always(b))(ctx, nil, info, late)
+		assert.Same(t, fail, err)
+	}
+	s := b.Stats()
+	assert.EqualValues(t, rounds, s.TimedOutExecutions)
+	assert.EqualValues(t, rounds, s.FailedExecutions)
 }
 
 func TestServerTimeoutKeepsEarlierCallerDeadline(t *testing.T) {

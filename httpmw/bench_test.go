@@ -16,7 +16,7 @@ import (
 // The baselines sit beside what they measure, so that one run gives the ratios:
 //
 //	go test -run '^$' -bench . -benchmem -count 6 ./httpmw/ | tee httpmw.txt
-//	go run golang.org/x/perf/cmd/benchstat@latest httpmw.txt
+//	go run golang.org/x/perf/cmd/benchstat@latest -col /impl httpmw.txt
 //
 // The comparison with failsafe-go's failsafehttp handler lives in the nested module bench/
 // (BenchmarkHTTPHandler, BenchmarkHTTPPaired), so that failsafehttp stays out of bulkman's
@@ -44,19 +44,35 @@ func benchBulkhead(b *testing.B, timeout time.Duration) *core.Bulkhead {
 	return bh
 }
 
-// BenchmarkHandler calls each handler directly with a no-op next handler.
-func BenchmarkHandler(b *testing.B) {
-	for _, bc := range []struct {
+// benchRequest is a request whose context can end, as net/http's server gives every
+// request: with context.Background, a context derived from it never has to follow its
+// parent, and the rows would flatter the middleware.
+func benchRequest(b *testing.B, method, target string) *http.Request {
+	return httptest.NewRequestWithContext(b.Context(), method, target, nil)
+}
+
+// handlerCases are the handlers BenchmarkHandler and BenchmarkHandlerParallel compare:
+// bare, and behind a bulkhead without and with a Timeout.
+func handlerCases(b *testing.B) []struct {
+	name string
+	h    http.Handler
+} {
+	return []struct {
 		name string
 		h    http.Handler
 	}{
 		{"impl=bare", nop},
 		{"impl=bulkhead", Handler(nop, benchBulkhead(b, 0))},
 		{"impl=bulkhead+timeout", Handler(nop, benchBulkhead(b, time.Second))},
-	} {
+	}
+}
+
+// BenchmarkHandler calls each handler directly with a no-op next handler.
+func BenchmarkHandler(b *testing.B) {
+	for _, bc := range handlerCases(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			w := &nopWriter{h: http.Header{}}
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r := benchRequest(b, http.MethodGet, "/")
 			b.ReportAllocs()
 			for b.Loop() {
 				bc.h.ServeHTTP(w, r)
@@ -67,18 +83,12 @@ func BenchmarkHandler(b *testing.B) {
 
 // BenchmarkHandlerParallel is BenchmarkHandler under contention.
 func BenchmarkHandlerParallel(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		h    http.Handler
-	}{
-		{"impl=bare", nop},
-		{"impl=bulkhead", Handler(nop, benchBulkhead(b, 0))},
-	} {
+	for _, bc := range handlerCases(b) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				w := &nopWriter{h: http.Header{}}
-				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r := benchRequest(b, http.MethodGet, "/")
 				for pb.Next() {
 					bc.h.ServeHTTP(w, r)
 				}
@@ -87,13 +97,28 @@ func BenchmarkHandlerParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkByPattern measures a lookup in a table of a few patterns (impl=bypattern)
+// against http.ServeMux.Handler finding the pattern among the same ones (impl=servemux),
+// the work a router does anyway.
 func BenchmarkByPattern(b *testing.B) {
 	bh := benchBulkhead(b, 0)
-	sel, err := ByPattern(map[string]*core.Bulkhead{
-		"GET /users/{id}": bh, "POST /users": bh, "GET /health": bh, "/static/": bh, "/api/v1/orders": bh,
-	})
+	patterns := []string{"GET /users/{id}", "POST /users", "GET /health", "/static/", "/api/v1/orders"}
+	routes := make(map[string]*core.Bulkhead, len(patterns))
+	mux := http.NewServeMux()
+	for _, p := range patterns {
+		routes[p] = bh
+		mux.Handle(p, marker{})
+	}
+	sel, err := ByPattern(routes)
 	if err != nil {
 		b.Fatal(err)
+	}
+	impls := []struct {
+		name string
+		find func(r *http.Request) bool // whether a pattern matched
+	}{
+		{"impl=bypattern", func(r *http.Request) bool { return sel(r) != nil }},
+		{"impl=servemux", func(r *http.Request) bool { _, p := mux.Handler(r); return p != "" }},
 	}
 	for _, bc := range []struct{ name, method, target string }{
 		{"route=static", "GET", "/api/v1/orders"},
@@ -102,15 +127,17 @@ func BenchmarkByPattern(b *testing.B) {
 		{"route=prefix", "GET", "/static/css/site.css"},
 		{"route=unmatched", "GET", "/metrics"},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			r := httptest.NewRequest(bc.method, bc.target, nil)
-			b.ReportAllocs()
-			for b.Loop() {
-				if sel(r) == nil && bc.name != "route=unmatched" {
-					b.Fatal("no bulkhead")
+		for _, impl := range impls {
+			b.Run(bc.name+"/"+impl.name, func(b *testing.B) {
+				r := benchRequest(b, bc.method, bc.target)
+				b.ReportAllocs()
+				for b.Loop() {
+					if !impl.find(r) && bc.name != "route=unmatched" {
+						b.Fatal("no pattern")
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -167,7 +194,7 @@ func BenchmarkMux(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			w := &nopWriter{h: http.Header{}}
-			base := httptest.NewRequest(http.MethodGet, bc.target, nil)
+			base := benchRequest(b, http.MethodGet, bc.target)
 			b.ReportAllocs()
 			for b.Loop() {
 				r := *base // ServeMux records the match in r: a fresh copy each time

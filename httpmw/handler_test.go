@@ -347,6 +347,25 @@ func TestHandlerTimeoutAfterStartOnlyCancels(t *testing.T) {
 	})
 }
 
+// TestHandlerTimeoutLateReturn has handlers return a moment after the deadline, when the
+// bulkhead's timer, which ends their context, may not have run yet: each is timed out all
+// the same, by the bulkhead's clock. Real time, because synctest's timers are never late.
+func TestHandlerTimeoutLateReturn(t *testing.T) {
+	const rounds = 20
+	b := newBulkhead(t, "late", func(c *core.Config) { c.Timeout = 2 * time.Millisecond })
+	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK) // started: the deadline will only cancel the context
+		d, _ := r.Context().Deadline()
+		time.Sleep(time.Until(d) + 50*time.Microsecond)
+	}), b)
+	for range rounds {
+		serve(h, get("/"))
+	}
+	s := b.Stats()
+	assert.Equal(t, int64(rounds), s.TimedOutExecutions)
+	assert.Zero(t, s.SuccessfulExecutions)
+}
+
 func TestHandlerTimeoutFastHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, "fast", withCircuit, func(c *core.Config) { c.Timeout = time.Second })
@@ -434,53 +453,62 @@ func TestHandlerTimeoutPanicBeforeDeadlineIsReraised(t *testing.T) {
 }
 
 func TestMiddlewareWiring(t *testing.T) {
-	slowB := newBulkhead(t, "slow", single)
-	fastB := newBulkhead(t, "fast", single)
-	sel, err := ByPattern(map[string]*core.Bulkhead{"GET /slow/{id}": slowB, "GET /fast": fastB})
-	require.NoError(t, err)
-	entered, release := make(chan string, 1), make(chan struct{})
-	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entered <- r.Pattern
-		<-release
-		_, _ = w.Write([]byte("slow " + r.PathValue("id")))
-	})
-	fast := text("fast")
-
-	// The same Middleware value serves the three usual wirings.
-	var mw func(http.Handler) http.Handler = Middleware(sel)
-
-	whole := http.NewServeMux() // stdlib: the whole mux wrapped, before routing
-	whole.Handle("GET /slow/{id}", slow)
-	whole.Handle("GET /fast", fast)
-	perRoute := http.NewServeMux() // stdlib: per route, after routing (r.Pattern set)
-	perRoute.Handle("GET /slow/{id}", mw(slow))
-	perRoute.Handle("GET /fast", Handler(fast, fastB))
-	chained := chain(whole, mw) // chi style: r.Use(mw)
-
-	for name, h := range map[string]http.Handler{"whole mux": mw(whole), "per route": perRoute, "chained": chained} {
+	// The same Middleware value serves the usual wirings.
+	wirings := map[string]func(mw func(http.Handler) http.Handler, slow, fast http.Handler, fastB *core.Bulkhead) http.Handler{
+		"whole mux": func(mw func(http.Handler) http.Handler, slow, fast http.Handler, _ *core.Bulkhead) http.Handler {
+			return mw(routes(slow, fast)) // stdlib: the whole mux wrapped, before routing
+		},
+		"per route": func(mw func(http.Handler) http.Handler, slow, fast http.Handler, fastB *core.Bulkhead) http.Handler {
+			mux := http.NewServeMux() // stdlib: per route, after routing (r.Pattern set)
+			mux.Handle("GET /slow/{id}", mw(slow))
+			mux.Handle("GET /fast", Handler(fast, fastB))
+			return mux
+		},
+		"mounted": func(mw func(http.Handler) http.Handler, slow, fast http.Handler, _ *core.Bulkhead) http.Handler {
+			outer := http.NewServeMux() // a sub-router mounted under a prefix: r.Pattern is "/"
+			outer.Handle("/", mw(routes(slow, fast)))
+			return outer
+		},
+	}
+	for name, wire := range wirings {
 		t.Run(name, func(t *testing.T) {
-			first := make(chan *httptest.ResponseRecorder)
-			go func() { first <- serve(h, get("/slow/1")) }()
-			assert.Equal(t, "GET /slow/{id}", <-entered)
+			synctest.Test(t, func(t *testing.T) { // a wrong bulkhead deadlocks: synctest reports it
+				slowB := newBulkhead(t, "slow", single)
+				fastB := newBulkhead(t, "fast", single)
+				// "/" unguarded: the prefix the mounted case's outer mux routes by.
+				sel, err := ByPattern(map[string]*core.Bulkhead{"GET /slow/{id}": slowB, "GET /fast": fastB, "/": nil})
+				require.NoError(t, err)
+				entered, release := make(chan string, 1), make(chan struct{})
+				slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					entered <- r.Pattern
+					<-release
+					_, _ = w.Write([]byte("slow " + r.PathValue("id")))
+				})
+				h := wire(Middleware(sel), slow, text("fast"), fastB)
 
-			rec := serve(h, get("/slow/2"))
-			assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "the slow route is saturated")
-			assert.Equal(t, "slow", decodeProblem(t, rec).Bulkhead)
-			assert.Equal(t, "fast", serve(h, get("/fast")).Body.String(), "the fast route still answers")
-			assert.Equal(t, http.StatusNotFound, serve(h, get("/other")).Code, "unguarded")
+				first := make(chan *httptest.ResponseRecorder)
+				go func() { first <- serve(h, get("/slow/1")) }()
+				assert.Equal(t, "GET /slow/{id}", <-entered)
 
-			release <- struct{}{}
-			assert.Equal(t, "slow 1", (<-first).Body.String())
+				rec := serve(h, get("/slow/2"))
+				assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "the slow route is saturated")
+				assert.Equal(t, "slow", decodeProblem(t, rec).Bulkhead)
+				assert.Equal(t, "fast", serve(h, get("/fast")).Body.String(), "the fast route still answers")
+				assert.Equal(t, http.StatusNotFound, serve(h, get("/other")).Code, "unguarded")
+
+				close(release)
+				assert.Equal(t, "slow 1", (<-first).Body.String())
+			})
 		})
 	}
 }
 
-// chain applies middleware the way chi's Use and alice do: the first is outermost.
-func chain(h http.Handler, mws ...func(http.Handler) http.Handler) http.Handler {
-	for i := len(mws) - 1; i >= 0; i-- {
-		h = mws[i](h)
-	}
-	return h
+// routes is the mux of TestMiddlewareWiring.
+func routes(slow, fast http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /slow/{id}", slow)
+	mux.Handle("GET /fast", fast)
+	return mux
 }
 
 func TestWriteRejectionForOtherErrors(t *testing.T) {

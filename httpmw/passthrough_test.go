@@ -20,17 +20,12 @@ import (
 // for tests over a real server, where the handler's return is not the client's.
 func observed(t *testing.T, name string, mutate ...func(*core.Config)) (*core.Bulkhead, <-chan core.Outcome) {
 	t.Helper()
-	cfg := core.DefaultConfig(name)
-	for _, m := range mutate {
-		m(&cfg)
-	}
 	outcomes := make(chan core.Outcome, 16)
-	b, err := core.New(cfg, core.WithEventHook(func(e core.Event) {
+	b := newBulkheadWith(t, name, mutate, core.WithEventHook(func(e core.Event) {
 		if e.Kind == core.EventFinished {
 			outcomes <- e.Outcome
 		}
 	}))
-	require.NoError(t, err)
 	return b, outcomes
 }
 

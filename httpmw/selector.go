@@ -29,7 +29,10 @@ type Selector func(r *http.Request) *core.Bulkhead
 //   - Around a whole mux (before routing), it matches r against the patterns itself,
 //     exactly as a ServeMux holding only these patterns would route r.
 //   - On one route (after routing, when r.Pattern is set, as ServeMux and chi do), a
-//     key equal to r.Pattern wins; otherwise r is matched as above.
+//     key equal to r.Pattern wins; otherwise r is matched as above. A prefix pattern
+//     (its path ends in "/" or "...}") never wins this way: prefix routes are where
+//     sub-routers are mounted, so under outer.Handle("/api/", mw(apiMux)) r.Pattern is
+//     "/api/" for every request, and r is matched as above to find its own route.
 //
 // ByPattern copies routes. A nil bulkhead in routes makes its pattern an explicit
 // exception: requests it matches are unguarded even where a more general pattern would
@@ -42,6 +45,7 @@ type Selector func(r *http.Request) *core.Bulkhead
 func ByPattern(routes map[string]*core.Bulkhead) (Selector, error) {
 	t := &patternTable{
 		byPattern: make(map[string]*core.Bulkhead, len(routes)),
+		byRoute:   make(map[string]*core.Bulkhead, len(routes)),
 		mux:       http.NewServeMux(),
 		exact:     make(map[exactKey]*core.Bulkhead),
 		firstSegs: make(map[string]struct{}),
@@ -58,6 +62,9 @@ func ByPattern(routes map[string]*core.Bulkhead) (Selector, error) {
 		}
 		b := routes[pat]
 		t.byPattern[pat] = b
+		if !strings.HasSuffix(pat, "/") && !strings.HasSuffix(pat, "...}") {
+			t.byRoute[pat] = b
+		}
 		t.index(pat, b)
 	}
 	return t.selectBulkhead, nil
@@ -99,7 +106,8 @@ func (marker) ServeHTTP(http.ResponseWriter, *http.Request) {}
 //   - firstSegs: when no pattern has a wildcard or a prefix match in its first path
 //     segment, a request whose first segment starts no pattern matches nothing.
 type patternTable struct {
-	byPattern map[string]*core.Bulkhead
+	byPattern map[string]*core.Bulkhead // every key
+	byRoute   map[string]*core.Bulkhead // the keys that may win as r.Pattern: not prefixes
 	mux       *http.ServeMux
 	exact     map[exactKey]*core.Bulkhead
 	hosts     map[string]struct{} // hosts named by any pattern; nil if none
@@ -111,7 +119,7 @@ type exactKey struct{ method, host, path string }
 
 func (t *patternTable) selectBulkhead(r *http.Request) *core.Bulkhead {
 	if r.Pattern != "" {
-		if b, ok := t.byPattern[r.Pattern]; ok {
+		if b, ok := t.byRoute[r.Pattern]; ok {
 			return b
 		}
 	}

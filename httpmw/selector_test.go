@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,13 +15,20 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 )
 
+// newBulkhead returns a bulkhead called name, DefaultConfig changed by mutate.
 func newBulkhead(t testing.TB, name string, mutate ...func(*core.Config)) *core.Bulkhead {
+	t.Helper()
+	return newBulkheadWith(t, name, mutate)
+}
+
+// newBulkheadWith is newBulkhead with core options.
+func newBulkheadWith(t testing.TB, name string, mutate []func(*core.Config), opts ...core.Option) *core.Bulkhead {
 	t.Helper()
 	cfg := core.DefaultConfig(name)
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	b, err := core.New(cfg)
+	b, err := core.New(cfg, opts...)
 	require.NoError(t, err)
 	return b
 }
@@ -100,6 +108,47 @@ func TestByPatternPrefersRequestPattern(t *testing.T) {
 	assert.Equal(t, "/a/{x}", selected(sel, r), "after routing: r.Pattern wins")
 	r.Pattern = "/elsewhere/"
 	assert.Equal(t, "/a/b", selected(sel, r), "an unknown r.Pattern falls back to matching")
+}
+
+// TestByPatternMountedSubrouter wraps a sub-router mounted under a prefix route of
+// another mux, where r.Pattern is the outer mux's prefix for every request.
+func TestByPatternMountedSubrouter(t *testing.T) {
+	sel := table(t, "/api/", "POST /api/reports", "/files/{rest...}", "GET /files/big/{name}")
+	for _, tc := range []struct{ method, target, pattern, want string }{
+		{"POST", "/api/reports", "/api/", "POST /api/reports"},
+		{"GET", "/api/users", "/api/", "/api/"},
+		{"POST", "/api/reports", "POST /api/reports", "POST /api/reports"},
+		{"GET", "/files/big/x", "/files/{rest...}", "GET /files/big/{name}"},
+		{"GET", "/files/small/x", "/files/{rest...}", "/files/{rest...}"},
+	} {
+		r := httptest.NewRequest(tc.method, tc.target, nil)
+		r.Pattern = tc.pattern
+		assert.Equal(t, tc.want, selected(sel, r), "%s %s under %q", tc.method, tc.target, tc.pattern)
+	}
+
+	// The same through real muxes: the middleware wraps the sub-router, mounted under
+	// "/api/". A wrong bulkhead deadlocks, which synctest reports.
+	synctest.Test(t, func(t *testing.T) {
+		general, reports := newBulkhead(t, "general"), newBulkhead(t, "reports", single)
+		sel, err := ByPattern(map[string]*core.Bulkhead{"/api/": general, "POST /api/reports": reports})
+		require.NoError(t, err)
+		entered, release := make(chan struct{}, 2), make(chan struct{})
+		api := http.NewServeMux()
+		api.HandleFunc("POST /api/reports", func(http.ResponseWriter, *http.Request) { entered <- struct{}{}; <-release })
+		api.Handle("/api/", text("api"))
+		outer := http.NewServeMux()
+		outer.Handle("/api/", Middleware(sel)(api))
+
+		done := make(chan struct{})
+		go func() { defer close(done); serve(outer, httptest.NewRequest("POST", "/api/reports", nil)) }()
+		<-entered
+		assert.Equal(t, 1, reports.Stats().ActiveTasks, "reports guards POST /api/reports")
+		assert.Zero(t, general.Stats().ActiveTasks)
+		assert.Equal(t, http.StatusServiceUnavailable, serve(outer, httptest.NewRequest("POST", "/api/reports", nil)).Code, "reports is full")
+		assert.Equal(t, "api", serve(outer, get("/api/users")).Body.String(), "general still serves")
+		close(release)
+		<-done
+	})
 }
 
 func TestByPatternNilBulkheadIsAnException(t *testing.T) {

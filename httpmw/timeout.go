@@ -2,7 +2,6 @@ package httpmw
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -43,7 +42,7 @@ type timedCall struct {
 func (g *guard) serveTimed(w http.ResponseWriter, r *http.Request, p core.Permit) {
 	ctx := p.Context(r.Context()) // ends at the deadline, or when the permit is released
 	c := &timedCall{w: w, done: make(chan struct{})}
-	go c.run(g.next, r, r.WithContext(ctx), ctx, p)
+	go c.run(g.next, r, r.WithContext(ctx), p)
 
 	select {
 	case <-c.done:
@@ -66,7 +65,7 @@ func (g *guard) serveTimed(w http.ResponseWriter, r *http.Request, p core.Permit
 // A panic is handed to the ServeHTTP goroutine; if that has already answered at the
 // deadline, there is nobody to give it to and it is dropped (as http.TimeoutHandler
 // does), still counting as a failure.
-func (c *timedCall) run(next http.Handler, orig, r *http.Request, ctx context.Context, p core.Permit) {
+func (c *timedCall) run(next http.Handler, orig, r *http.Request, p core.Permit) {
 	returned := false
 	defer func() {
 		if !returned {
@@ -85,8 +84,10 @@ func (c *timedCall) run(next http.Handler, orig, r *http.Request, ctx context.Co
 		case hijacked:
 		case orig.Context().Err() != nil:
 			o = core.Neutral // the client went away
-		case ctx.Err() != nil:
-			o = core.TimedOut // the deadline passed while it ran
+		case p.Expired():
+			// It returned after the deadline. Asked by the bulkhead's clock: the context
+			// learns of the deadline from the bulkhead's timer, a moment later.
+			o = core.TimedOut
 		case status >= 500:
 			o = core.Failure
 		}

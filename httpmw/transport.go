@@ -31,7 +31,8 @@ import (
 // an exchange that breaks (base.RoundTrip or a body read fails, including when the
 // bulkhead deadline passes) is a failure, unless the request's own context had ended
 // (the caller gave up), which counts for neither. Closing a body before its end keeps
-// the status's verdict. WithRejectionHandler does not apply here.
+// the status's verdict. No Option applies to the client yet: opts is accepted for
+// symmetry with Handler and Middleware, and ignored (WithRejectionHandler does not apply).
 //
 // The RoundTripper is safe for concurrent use if base is. It does not modify the
 // request. It passes CloseIdleConnections on to base (http.Client.CloseIdleConnections
@@ -40,7 +41,6 @@ func Transport(base http.RoundTripper, sel Selector, opts ...Option) http.RoundT
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	_ = buildOptions(opts) // no option applies to the client yet; accepted for symmetry
 	return &transport{base: base, sel: sel}
 }
 
