@@ -304,8 +304,10 @@ func (c *circuit) adopt(rec CircuitRecord) {
 		}
 		until := c.clock.offset(rec.OpenUntil)
 		if cur == statusOpen {
-			if time.Duration(c.openUntil.Load()) != until {
-				c.openUntil.Store(int64(until)) // the first opener's end time wins
+			// The first opener's end time wins, unless it is this one's as the store keeps
+			// it (rounded: see CircuitStore.Save), which must not move it.
+			if d := time.Duration(c.openUntil.Load()) - until; d <= -storePrecision || d >= storePrecision {
+				c.openUntil.Store(int64(until))
 				c.openErr.Store(nil)
 			}
 			return

@@ -14,7 +14,7 @@ import (
 //
 // Echo safety: a state adopted from the store is applied as remote and never written back,
 // and adopting the record this process just wrote changes nothing (even with its times
-// rounded by the store: see adopt), so two replicas never ping-pong.
+// rounded by the store: see circuit.adopt), so two replicas never ping-pong.
 type sharer struct {
 	name     string
 	circuit  *circuit
@@ -32,10 +32,6 @@ type sharer struct {
 	done        chan struct{}
 	stopOnce    sync.Once
 	unsubscribe func() // the store's cancel for Subscribe
-
-	// wroteUntil is the OpenUntil of the OPEN this process last wrote, as it wrote it
-	// (zero when its last write was not an OPEN). Only the sharer's goroutine uses it.
-	wroteUntil time.Time
 }
 
 const (
@@ -134,7 +130,7 @@ func (s *sharer) loop() {
 		s.remote = nil
 		s.mu.Unlock()
 		if remote != nil && s.adoptable(*remote) {
-			s.adopt(*remote)
+			s.circuit.adopt(*remote)
 		}
 		if retryC != nil {
 			continue // a save is failing: wait for the retry timer
@@ -178,24 +174,9 @@ func (s *sharer) flush() bool {
 	}
 	if stored.Status != rec.Status || !sameInstant(stored.OpenUntil, rec.OpenUntil) {
 		// A peer's live OPEN won the guarded write: adopt it (first opener wins).
-		s.adopt(stored)
-		return true
+		s.circuit.adopt(stored)
 	}
-	// Written, maybe with its times rounded to the store's precision: nothing to adopt.
-	s.wroteUntil = rec.OpenUntil
-	return true
-}
-
-// adopt applies rec, read from the store or delivered by it, to the circuit. The OPEN this
-// process wrote comes back with its end time rounded to the store's precision: it is
-// given back the end time as written, so that adopting it changes nothing (adopting a
-// moved end time would take the circuit's lock and drop its cached refusal for a
-// difference of less than a millisecond).
-func (s *sharer) adopt(rec CircuitRecord) {
-	if rec.Status == StatusOpen && !s.wroteUntil.IsZero() && sameInstant(rec.OpenUntil, s.wroteUntil) {
-		rec.OpenUntil = s.wroteUntil
-	}
-	s.circuit.adopt(rec)
+	return true // written, maybe with its times rounded to the store's precision
 }
 
 // poll reads the stored state and adopts it: at start, and every HealthCheckInterval.
@@ -208,7 +189,7 @@ func (s *sharer) poll() {
 		s.logger.Warn("bulkman: circuit store read failed; the circuit goes on locally",
 			slog.String("bulkhead", s.name), slog.Any("error", err))
 	case ok && s.adoptable(rec):
-		s.adopt(rec)
+		s.circuit.adopt(rec)
 	}
 }
 
