@@ -37,6 +37,16 @@ var checkedDocs = []string{
 	"docs/migrating-from-bulkman.md",
 }
 
+// sketchDocs are pages that may also show Go sketches (a block without a marker); the
+// blocks they do mark are checked like those of checkedDocs.
+var sketchDocs = []string{
+	"docs/configuration.md",
+	"docs/observability.md",
+}
+
+// linkedDocs are the pages whose relative links must lead somewhere.
+var linkedDocs = slices.Concat(checkedDocs, sketchDocs, []string{"README.md", "docs/performance.md"})
+
 // seedSections are the sections of the Python library's user guide (the seed) that the Go
 // guide ports one by one; each must stay a heading of docs/user-guide.md.
 var seedSections = []string{
@@ -269,11 +279,12 @@ func programSources(dir string) ([]string, error) {
 	return srcs, nil
 }
 
-// TestDocsCodeBlocks checks every Go code block of the checked pages against the Example
-// function or program its marker names.
+// TestDocsCodeBlocks checks every marked Go code block of the checked and sketch pages
+// against the Example function or program its marker names.
 func TestDocsCodeBlocks(t *testing.T) {
 	cache := make(map[string]map[string]exampleFunc)
-	for _, path := range checkedDocs {
+	for _, path := range slices.Concat(checkedDocs, sketchDocs) {
+		sketches := slices.Contains(sketchDocs, path)
 		p := readPage(t, path)
 		for _, m := range p.dangling {
 			t.Errorf("%s:%d: marker %s: %s is not followed by a code block", path, m.line, m.kind, m.target)
@@ -281,7 +292,7 @@ func TestDocsCodeBlocks(t *testing.T) {
 		for _, b := range p.blocks {
 			isGo := b.lang == "go" || b.lang == "golang"
 			if b.marker == nil {
-				if isGo {
+				if isGo && !sketches {
 					t.Errorf("%s:%d: Go code block without a marker (<!-- example: pkg.ExampleName --> or <!-- program: examples/name -->)", path, b.line)
 				}
 				continue
@@ -334,10 +345,10 @@ func TestDocsCodeBlocks(t *testing.T) {
 	}
 }
 
-// TestDocsLinks checks that the relative links of the checked pages lead to files that
+// TestDocsLinks checks that the relative links of linkedDocs lead to files that
 // exist, and that their #anchors name headings of the page linked to.
 func TestDocsLinks(t *testing.T) {
-	for _, path := range checkedDocs {
+	for _, path := range linkedDocs {
 		p := readPage(t, path)
 		for _, l := range p.links {
 			if strings.Contains(l.target, "://") || strings.HasPrefix(l.target, "mailto:") {
