@@ -161,6 +161,7 @@ func (b *Bulkhead) Stats() Stats {
 		InFlightCount:        l.queued + l.active,
 		MaxConcurrentCalls:   l.maxActive,
 		MaxQueueSize:         l.capacity - l.maxActive,
+		ConcurrencyLimit:     l.maxActive,
 	}
 	l.mu.Unlock()
 	if c := b.circuit; c != nil {
@@ -168,6 +169,9 @@ func (b *Bulkhead) Stats() Stats {
 		s.State = st.state()
 		s.CircuitBreakerEnabled = true
 		s.CircuitStatus = st.String()
+		if st == statusOpen {
+			s.OpenUntil = b.clock.at(time.Duration(c.openUntil.Load()))
+		}
 	}
 	return s
 }

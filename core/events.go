@@ -42,6 +42,8 @@ type Event struct {
 	// EventRejected: the sentinel of the refusal (ErrCircuitOpen, ErrFull, ErrTimeout,
 	// ErrShutdown).
 	Err error
+	// EventRejected: the refused call's priority (PriorityNormal for a call without one).
+	Priority Priority
 
 	// EventFinished: how the call ended. Success, Failure or Neutral: a call that timed
 	// out while running is reported as Failure, after an EventTimedOut.

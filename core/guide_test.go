@@ -294,7 +294,8 @@ func ExampleBulkhead_Stats() {
 	//   "max_concurrent_calls": 10,
 	//   "max_queue_size": 100,
 	//   "circuit_breaker_enabled": true,
-	//   "circuit_status": "CLOSED"
+	//   "circuit_status": "CLOSED",
+	//   "concurrency_limit": 10
 	// }
 }
 

@@ -1,5 +1,7 @@
 package core
 
+import "time"
+
 // Stats is one consistent snapshot of a bulkhead (seed: get_stats()). Its JSON keys are
 // the seed's keys. At every snapshot:
 //
@@ -20,8 +22,14 @@ type Stats struct {
 	AbandonedTasks        int    `json:"abandoned_tasks"`          // timed-out functions still running, still holding a permit
 	QueuedTasks           int    `json:"queued_tasks"`             // callers waiting for a permit
 	InFlightCount         int    `json:"in_flight_count"`          // queued + active
-	MaxConcurrentCalls    int    `json:"max_concurrent_calls"`     // the limit in force (Reconfigure may change it)
+	MaxConcurrentCalls    int    `json:"max_concurrent_calls"`     // the configured limit (Reconfigure may change it); the ceiling when adaptive
 	MaxQueueSize          int    `json:"max_queue_size"`           // the limit in force
 	CircuitBreakerEnabled bool   `json:"circuit_breaker_enabled"`  // Config.CircuitBreakerEnabled
 	CircuitStatus         string `json:"circuit_status,omitempty"` // "CLOSED", "OPEN", "HALF_OPEN"; empty when disabled
+
+	// ConcurrencyLimit is the limit in force now: MaxConcurrentCalls for a static bulkhead,
+	// the limit the bulkhead found for an adaptive one.
+	ConcurrencyLimit int `json:"concurrency_limit"`
+	// OpenUntil is the end of the isolation while the circuit is OPEN; zero otherwise.
+	OpenUntil time.Time `json:"open_until,omitzero"`
 }

@@ -22,12 +22,13 @@ import (
 
 var errBoom = errors.New("boom")
 
-// seedKeys are the keys of the seed's get_stats(), and the ones the Go port adds.
-var seedKeys = []string{
+// statsKeys are the keys of the Python library's get_stats(), and the ones the Go port adds.
+var statsKeys = []string{
 	"name", "state", "total_executions", "successful_executions", "failed_executions",
 	"rejected_executions", "active_tasks", "max_concurrent_calls", "max_queue_size",
 	"circuit_breaker_enabled", "circuit_status",
 	"timed_out_executions", "abandoned_tasks", "queued_tasks", "in_flight_count",
+	"concurrency_limit", "open_until",
 }
 
 // newManager returns a Manager with "payments" (isolated after one failure) and "search"
@@ -67,15 +68,16 @@ func TestJSONKeys(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
 	require.ElementsMatch(t, []string{"payments", "search"}, slices.Collect(maps.Keys(body)))
 	for name, stats := range body {
-		want := seedKeys
-		if name == "search" { // circuit_status is omitted when the breaker is off
-			want = slices.DeleteFunc(slices.Clone(seedKeys), func(k string) bool { return k == "circuit_status" })
+		want := statsKeys
+		if name == "search" { // circuit_status and open_until are omitted when the breaker is off
+			want = slices.DeleteFunc(slices.Clone(statsKeys), func(k string) bool { return k == "circuit_status" || k == "open_until" })
 		}
 		assert.ElementsMatch(t, want, slices.Collect(maps.Keys(stats)), name)
 		assert.Equal(t, name, stats["name"])
 	}
 	assert.Equal(t, "isolated", body["payments"]["state"])
 	assert.Equal(t, "OPEN", body["payments"]["circuit_status"])
+	assert.NotEmpty(t, body["payments"]["open_until"], "an OPEN circuit says when its isolation ends")
 	assert.Equal(t, true, body["payments"]["circuit_breaker_enabled"])
 	assert.Equal(t, 1.0, body["payments"]["failed_executions"])
 	assert.Equal(t, "healthy", body["search"]["state"])

@@ -1,0 +1,75 @@
+package core
+
+import (
+	"context"
+	"strconv"
+)
+
+// Priority says how important a call is when a bulkhead must choose which calls to shed.
+// The zero value, PriorityNormal, is the priority of a call that has none.
+//
+// Values outside PriorityLow..PriorityCritical are clamped to the nearest of the two by
+// WithPriority, so that a value read from the network cannot rank above PriorityCritical.
+type Priority int8
+
+// The priorities, from the first shed to the last.
+const (
+	PriorityLow      Priority = -1 // shed first: batch work, prefetches
+	PriorityNormal   Priority = 0  // the zero value: a call without a priority
+	PriorityHigh     Priority = 1  // interactive work
+	PriorityCritical Priority = 2  // shed last: the calls the service exists for
+)
+
+// numPriorities is the number of distinct priorities; index returns 0 for PriorityLow.
+const numPriorities = int(PriorityCritical-PriorityLow) + 1
+
+var priorityNames = [numPriorities]string{"low", "normal", "high", "critical"}
+
+// String returns "low", "normal", "high" or "critical", and "priority(N)" for a value
+// outside the range.
+func (p Priority) String() string {
+	if p.valid() {
+		return priorityNames[p.index()]
+	}
+	return "priority(" + strconv.Itoa(int(p)) + ")"
+}
+
+func (p Priority) valid() bool { return p >= PriorityLow && p <= PriorityCritical }
+
+// index maps a valid priority to 0..numPriorities-1, PriorityLow first.
+func (p Priority) index() int { return int(p - PriorityLow) }
+
+// clamp returns p limited to PriorityLow..PriorityCritical.
+func (p Priority) clamp() Priority { return min(max(p, PriorityLow), PriorityCritical) }
+
+type priorityKey struct{}
+
+type tenantKey struct{}
+
+// WithPriority returns a copy of ctx that carries p; Execute and Acquire read it when they
+// queue the call. A p outside PriorityLow..PriorityCritical is clamped to the nearest bound.
+func WithPriority(ctx context.Context, p Priority) context.Context {
+	return context.WithValue(ctx, priorityKey{}, p.clamp())
+}
+
+// PriorityFrom returns the priority ctx carries, or PriorityNormal when it carries none.
+func PriorityFrom(ctx context.Context) Priority {
+	if p, ok := ctx.Value(priorityKey{}).(Priority); ok {
+		return p
+	}
+	return PriorityNormal
+}
+
+// WithTenant returns a copy of ctx that carries tenant, the party a call is made for (a
+// customer, an API key's owner). Within a priority, a bulkhead's queue serves tenants in
+// turn, so that one tenant's flood cannot starve the others. The empty string is the
+// tenant of calls that carry none.
+func WithTenant(ctx context.Context, tenant string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
+
+// TenantFrom returns the tenant ctx carries, or "" when it carries none.
+func TenantFrom(ctx context.Context) string {
+	s, _ := ctx.Value(tenantKey{}).(string)
+	return s
+}
