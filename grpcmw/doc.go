@@ -41,8 +41,11 @@
 //	core.ErrTimeout     codes.DeadlineExceeded  (it waited in the queue past the Timeout)
 //	core.ErrShutdown    codes.Unavailable
 //
-// with the *core.Error's message, which names the bulkhead. The error also unwraps to the
-// *core.Error, so in the same process (a client's own refusals, or server interceptors
+// with a message that names the bulkhead and the kind and nothing else (the same text for
+// every refusal of that kind), and the rich error model's details: an errdetails.ErrorInfo
+// (ErrorDomain, a Reason per kind, Metadata["bulkhead"]) and, for an open circuit, an
+// errdetails.RetryInfo. The error also unwraps to (a copy of) the *core.Error, so in the
+// same process (a client's own refusals, or server interceptors
 // outside this one) errors.Is(err, core.ErrFull) and errors.As work as well as
 // status.Code. WithStatus replaces the mapping. When the refusal carries a RetryAfter (an
 // open circuit's remaining isolation), a server also sends the standard

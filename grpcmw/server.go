@@ -20,9 +20,14 @@ import (
 // it still keeps its permit until it returns.
 //
 // An RPC the bulkhead refuses gets a status error (see WithStatus for the mapping) that
-// still unwraps to the *core.Error, and the handler is not called. When the refusal has a
-// RetryAfter (an open circuit's remaining isolation), the grpc-retry-pushback-ms trailer
-// carries it in milliseconds. The handler's own errors are returned unchanged, and
+// still unwraps to a copy of the *core.Error, and the handler is not called. The status's
+// message names the bulkhead and the kind only, the same text for every refusal of the
+// kind, and its details are an errdetails.ErrorInfo (Domain ErrorDomain, Reason one of
+// ReasonFull, ReasonCircuitOpen, ReasonTimeout and ReasonShutdown, Metadata["bulkhead"] the
+// bulkhead's name) and, when the refusal has a RetryAfter (an open circuit's remaining
+// isolation), an errdetails.RetryInfo with it; the grpc-retry-pushback-ms trailer then
+// carries it too, in milliseconds. A full bulkhead gives no retry hint (the user guide says
+// why). The handler's own errors are returned unchanged, and
 // classified for the circuit as WithFailureCodes describes, except that a handler that
 // returns once the permit's deadline has passed (by the bulkhead's clock) counts as timed
 // out whatever it returned, as a call that runs past its Timeout does in core.Execute
@@ -42,10 +47,9 @@ func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterc
 		}
 		p, err := b.Acquire(ctx)
 		if err != nil {
-			rej, after := o.refuse(err)
-			if after > 0 {
-				// Fails only without a server stream in ctx (a direct call): nowhere to send it.
-				_ = grpc.SetTrailer(ctx, pushback(after))
+			rej, ms := o.refuse(err)
+			if ms != "" {
+				setPushback(ctx, ms)
 			}
 			return nil, rej
 		}
@@ -84,9 +88,9 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		}
 		p, err := b.Acquire(ctx)
 		if err != nil {
-			rej, after := o.refuse(err)
-			if after > 0 {
-				ss.SetTrailer(pushback(after))
+			rej, ms := o.refuse(err)
+			if ms != "" {
+				ss.SetTrailer(pushback(ms))
 			}
 			return rej
 		}
