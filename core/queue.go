@@ -145,25 +145,6 @@ func (q *waitQueue) victim(p Priority, tenant string) *waiter {
 	return nil
 }
 
-// each calls f for every waiter, highest priority first; f must not change the queue.
-func (q *waitQueue) each(f func(*waiter)) {
-	for i := numPriorities - 1; i >= 0; i-- {
-		lv := &q.levels[i]
-		if lv.n == 0 {
-			continue
-		}
-		t := lv.next
-		for {
-			for w := t.head; w != nil; w = w.next {
-				f(w)
-			}
-			if t = t.next; t == lv.next {
-				break
-			}
-		}
-	}
-}
-
 func (q *waitQueue) newTenant(name string) *tenantQueue {
 	t := q.free
 	if t == nil {
