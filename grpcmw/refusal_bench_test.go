@@ -19,9 +19,9 @@ import (
 // and nothing else: gRPC's own merging of trailers is not the interceptor's cost.
 type transportStream struct{ trailer metadata.MD }
 
-func (*transportStream) Method() string                   { return "/grpc.testing.TestService/EmptyCall" }
-func (*transportStream) SetHeader(metadata.MD) error      { return nil }
-func (*transportStream) SendHeader(metadata.MD) error     { return nil }
+func (*transportStream) Method() string                    { return "/grpc.testing.TestService/EmptyCall" }
+func (*transportStream) SetHeader(metadata.MD) error       { return nil }
+func (*transportStream) SendHeader(metadata.MD) error      { return nil }
 func (s *transportStream) SetTrailer(md metadata.MD) error { s.trailer = md; return nil }
 
 // fullBulkhead returns a bulkhead whose only permit is held until b ends: every call is
