@@ -239,16 +239,15 @@ func (b *Bulkhead) refused(err *Error) error {
 }
 
 // admit runs the admission checks in the documented order and returns a held slot:
-// ctx done, shut down, circuit open, capacity, then the FIFO wait for a permit.
+// ctx done, shut down, circuit open, capacity, then a permit at once (startNow) or the
+// FIFO wait for one (wait).
 //
-// A timed call passes timed, which makes the call's record (it reads the clock: the call
-// is admitted at tc.start). admit calls it, under the ledger's lock, only once the call
-// is admitted or queued, so that a refusal costs no allocation, and puts the record in
-// the ledger's list of timed calls; its Timeout passing while it waits ends the wait with
-// ErrTimeout, as does waitLimit (when > 0) passing. Otherwise the clock is read only when
-// a call is admitted.
-func (b *Bulkhead) admit(ctx context.Context, timed func() *callCtx, waitLimit time.Duration) (*slot, error) {
-	var tc *callCtx
+// timeout is the bulkhead's Timeout as the call read it (0: none). It bounds the wait in
+// the queue (ErrTimeout), through the bulkhead's deadline list. A timed Execute passes
+// timed, which makes the call's context; admit calls it under the ledger's lock once the
+// call starts, so that a refusal costs no allocation, and lists the context's deadline
+// (admission plus timeout). Otherwise the clock is read outside the lock.
+func (b *Bulkhead) admit(ctx context.Context, timeout time.Duration, timed func() *callCtx) (*slot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -275,82 +274,89 @@ func (b *Bulkhead) admit(ctx context.Context, timed func() *callCtx, waitLimit t
 		b.circuitNeutral(probe)
 		return nil, b.refused(b.errFull.Load())
 	case l.held < l.maxActive && l.head == nil:
-		s := l.takeSlotLocked()
-		l.startLocked(s)
-		var now time.Duration
-		if timed != nil {
-			tc = timed()
-			now = tc.start
-			tc.wake = s.wake
-			l.watchLocked(tc)
-		}
-		l.mu.Unlock()
-		if tc == nil {
-			now = b.clock.now() // outside the lock: the slot is ours now
-		}
-		s.probe = probe
-		s.admitted, s.started = now, now
-		return s, nil
+		return b.startNow(probe, timeout, timed), nil
 	}
+	return b.wait(ctx, probe, timeout, timed)
+}
+
+// startNow starts a call on a free permit. It is called with the ledger's lock held and
+// releases it.
+func (b *Bulkhead) startNow(probe uint64, timeout time.Duration, timed func() *callCtx) *slot {
+	l := &b.ledger
+	s := l.takeSlotLocked()
+	l.startLocked(s)
+	var now time.Duration
+	if timed != nil {
+		now = b.clock.now() // under the lock: the deadline list is in deadline order
+		b.startTimedLocked(s, timed, now+timeout, nil)
+	}
+	l.mu.Unlock()
+	if timed == nil {
+		now = b.clock.now() // outside the lock: the slot is ours now
+	}
+	s.probe = probe
+	s.admitted, s.started = now, now
+	return s
+}
+
+// startTimedLocked makes a timed call's context and lists its deadline, in the place of
+// its waiter's (w) if it queued.
+func (b *Bulkhead) startTimedLocked(s *slot, timed func() *callCtx, due time.Duration, w *waiter) {
+	c := timed()
+	c.wake = s.wake
+	c.dl.at, c.dl.c = due, c
+	if w != nil {
+		b.ledger.due.replace(&w.due, &c.dl)
+	} else {
+		b.ledger.due.add(&c.dl)
+	}
+}
+
+// wait queues the caller until a permit passes to it, its ctx ends, its timeout passes or
+// the bulkhead shuts down. It is called with the ledger's lock held.
+func (b *Bulkhead) wait(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx) (*slot, error) {
+	l := &b.ledger
 	w := &waiter{ready: make(chan struct{})}
 	l.pushLocked(w)
 	var admitted time.Duration
-	if timed != nil {
-		tc = timed()
-		admitted = tc.start
-		tc.waiter = w
-		l.watchLocked(tc)
+	if timeout > 0 {
+		admitted = b.clock.now() // under the lock: the deadline list is in deadline order
+		w.due.at, w.due.w = admitted+timeout, w
+		l.due.add(&w.due)
 	}
 	l.mu.Unlock()
-	if tc == nil {
+	if timeout == 0 {
 		admitted = b.clock.now()
 	}
 
-	var timerC <-chan time.Time
-	if waitLimit > 0 {
-		t := time.NewTimer(waitLimit)
-		defer t.Stop()
-		timerC = t.C
-	}
 	var refusal error
 	select {
 	case <-w.ready:
 	case <-ctx.Done():
 		refusal = ctx.Err()
-	case <-timerC:
-		refusal = b.errTimeout
 	}
 	l.mu.Lock()
-	if tc != nil {
-		tc.waiter = nil
-	}
 	s := w.slot
 	switch {
-	case w.err != nil: // shut down, or its Timeout passed (expireDue counted it)
+	case w.err != nil: // shut down, or its timeout passed (expireDue counted it)
 		refusal = w.err
 	case s == nil: // still queued: leave, giving the place back at once
 		l.unlinkLocked(w)
-		if refusal == b.errTimeout {
-			l.rejected++
-		}
-	case refusal != nil: // granted just as we gave up: pass the permit on
+	case refusal != nil: // granted just as ctx ended: pass the permit on
 		l.passLocked(s)
-		if refusal == b.errTimeout {
-			l.rejected++
-		}
 	default:
 		l.startLocked(s)
-		if tc != nil {
-			tc.wake = s.wake
+		if timed != nil {
+			b.startTimedLocked(s, timed, admitted+timeout, w)
+		} else {
+			l.due.remove(&w.due)
 		}
 		l.mu.Unlock()
 		s.probe = probe
 		s.admitted, s.started = admitted, b.clock.now()
 		return s, nil
 	}
-	if tc != nil {
-		l.unwatchLocked(tc)
-	}
+	l.due.remove(&w.due)
 	l.checkDrainedLocked()
 	l.mu.Unlock()
 	b.circuitNeutral(probe)
@@ -387,7 +393,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 	if ctxs != nil {
 		s.ctxs = nil
 		for c := ctxs; c != nil; c = c.nextOfSlot {
-			l.unwatchLocked(&c.callCtx)
+			l.due.remove(&c.dl)
 		}
 	}
 	l.finishLocked(s, ok)
@@ -395,7 +401,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 		l.timedOut++
 	}
 	if tc != nil {
-		l.unwatchLocked(tc)
+		l.due.remove(&tc.dl)
 	}
 	l.mu.Unlock()
 	for c := ctxs; c != nil; c = c.nextOfSlot {

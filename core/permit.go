@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 )
 
@@ -45,7 +44,7 @@ func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 		return Permit{}, invalidArg("Acquire: nil Bulkhead or context")
 	}
 	timeout := time.Duration(b.timeout.Load())
-	s, err := b.admit(ctx, nil, timeout)
+	s, err := b.admit(ctx, timeout, nil)
 	if err != nil {
 		return Permit{}, err
 	}
@@ -116,7 +115,8 @@ func (p Permit) Context(parent context.Context) context.Context {
 	if d, ok := parent.Deadline(); ok && !d.After(b.clock.at(p.deadline)) {
 		return parent
 	}
-	c := &permitCtx{callCtx: callCtx{parent: parent, b: b, due: p.deadline}}
+	c := &permitCtx{callCtx: callCtx{parent: parent, b: b}}
+	c.dl.at, c.dl.c = p.deadline, &c.callCtx
 	l := &b.ledger
 	l.mu.Lock()
 	if p.s.gen.Load() != p.gen { // released
@@ -125,79 +125,9 @@ func (p Permit) Context(parent context.Context) context.Context {
 		return c
 	}
 	c.nextOfSlot, p.s.ctxs = p.s.ctxs, c
-	l.watchLocked(&c.callCtx)
+	l.due.add(&c.dl)
 	l.mu.Unlock()
 	return c
-}
-
-// permitCtx is the context of Permit.Context: a callCtx that no caller waits on, ended by
-// the bulkhead's timer, by the release, or by its parent's end, which it learns through
-// context.AfterFunc, registered when someone first asks for Done or AfterFunc (until then
-// nobody waits for its end, and Err asks the parent itself).
-type permitCtx struct {
-	callCtx
-	following  atomic.Int32 // notFollowing, then following (by followParent) or released
-	stop       func() bool  // stops following the parent (callCtx.mu)
-	nextOfSlot *permitCtx   // the slot's other contexts (ledger.mu)
-}
-
-// The states of permitCtx.following.
-const (
-	notFollowing = iota
-	following
-	released // released before anyone asked: never follow
-)
-
-func (c *permitCtx) Done() <-chan struct{} {
-	c.followParent()
-	return c.callCtx.Done()
-}
-
-func (c *permitCtx) Err() error {
-	if c.decided.Load() == running && c.parent.Err() != nil {
-		// The parent ended, and nobody follows it or the AfterFunc that tells us is still
-		// on its way: its error shows at once, as a child of context.WithCancel's would.
-		c.end(departed)
-	}
-	return c.callCtx.Err()
-}
-
-func (c *permitCtx) AfterFunc(f func()) (stop func() bool) {
-	c.followParent()
-	return c.callCtx.AfterFunc(f)
-}
-
-// followParent makes the context end when its parent does. After the first call it is one
-// atomic load.
-func (c *permitCtx) followParent() {
-	if c.following.Load() != notFollowing {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.following.CompareAndSwap(notFollowing, following) {
-		return // followed by another caller, or released
-	}
-	if c.parent.Done() == nil || c.decided.Load() != running {
-		return // the parent never ends, or this context already has
-	}
-	c.stop = context.AfterFunc(c.parent, func() { c.end(departed) })
-}
-
-// release ends the context when its permit is released, and stops following the parent.
-// A context nobody asked about costs one compare-and-swap here.
-func (c *permitCtx) release() {
-	c.end(finished)
-	if c.following.CompareAndSwap(notFollowing, released) {
-		return
-	}
-	c.mu.Lock() // waits for a followParent in progress
-	stop := c.stop
-	c.stop = nil
-	c.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
 }
 
 // Bulkhead returns the bulkhead that granted the permit (nil for the zero Permit).
