@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +49,9 @@ type slot struct {
 	seq       uint64        // the call's number, for its ExecutionID
 	admitted  time.Duration // clock offsets
 	started   time.Duration
-	abandoned bool       // guarded by ledger.mu
-	ctxs      *permitCtx // the contexts of Permit.Context, ended on release (ledger.mu)
+	caller    context.Context // Acquire's ctx, with a Timeout: did the caller leave? (see Release)
+	abandoned bool            // guarded by ledger.mu
+	ctxs      *permitCtx      // the contexts of Permit.Context, ended on release (ledger.mu)
 }
 
 // waiter is a caller in the queue.

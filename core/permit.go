@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -36,6 +37,8 @@ type Permit struct {
 // (streams, response bodies). It applies the same checks as Execute, in the same order,
 // and waits in the FIFO queue until a permit is free, ctx ends, or the bulkhead's Timeout
 // passes (ErrTimeout). It never abandons the call: the permit is held until Release.
+// With a Timeout, the permit keeps ctx until Release, to tell whether the caller left
+// before the deadline (see Release).
 //
 // The error is ctx's error if ctx ended first (nothing counted), or a *Error wrapping
 // ErrShutdown, ErrCircuitOpen, ErrFull or ErrTimeout.
@@ -51,14 +54,28 @@ func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 	p := Permit{b: b, s: s, gen: s.gen.Add(1)}
 	if timeout > 0 {
 		p.deadline = s.admitted + timeout
+		s.caller = ctx
 	}
 	return p, nil
 }
 
-// Release ends the call with outcome o and frees its permit. The first Release of a
-// Permit returns nil; any later one (and Release of a zero Permit) changes nothing and
-// returns a *Error wrapping ErrReleased: it is a programmer error.
-// Release is safe for concurrent use; exactly one of racing calls wins.
+// Release ends the call with outcome o and frees its permit.
+//
+// A call released after its permit's Deadline has timed out, as a call that runs past
+// its Timeout does in Execute: Success and Failure are then recorded as TimedOut (failed
+// and timed out in Stats, a failure for the circuit), unless the context given to Acquire
+// has ended (the caller left first: its own deadline or cancellation), in which case o
+// stands. Neutral and TimedOut always stand. So an adapter passes what the work's result
+// says (or Neutral when its caller went away) and Release applies the deadline, by the
+// bulkhead's clock rather than by the context of Context, which the bulkhead's timer ends
+// a moment after the deadline.
+//
+// The first Release of a Permit returns nil. Any later one (and Release of a zero Permit)
+// changes nothing and returns a *Error wrapping ErrReleased: it is a programmer error. An
+// o that is none of the four Outcomes releases the permit as Neutral (a half-open probe
+// comes back, the circuit does not move) and returns a *Error wrapping
+// ErrInvalidArgument that names the value. Release is safe for concurrent use; exactly
+// one of racing calls wins.
 func (p Permit) Release(o Outcome) error {
 	if p.s == nil {
 		return &Error{Err: ErrReleased, detail: "zero Permit"}
@@ -66,12 +83,26 @@ func (p Permit) Release(o Outcome) error {
 	if !p.s.gen.CompareAndSwap(p.gen, p.gen+1) {
 		return &Error{Bulkhead: p.b.name, Err: ErrReleased}
 	}
-	var end time.Duration
-	if p.b.hooks != nil { // only the hooks want to know when it ended
-		end = p.b.clock.now()
+	var bad error
+	if o > TimedOut {
+		bad = &Error{Bulkhead: p.b.name, Err: ErrInvalidArgument,
+			detail: fmt.Sprintf("Release: unknown Outcome %d, released as Neutral", o)}
+		o = Neutral
 	}
-	p.b.finish(p.s, o == Success, o, end, nil)
-	return nil
+	b, s := p.b, p.s
+	caller := s.caller
+	s.caller = nil // the slot goes back to the free list: it must not keep the context
+	var end time.Duration
+	if p.deadline != 0 && o <= Failure {
+		end = b.clock.now()
+		if end >= p.deadline && caller.Err() == nil {
+			o = TimedOut
+		}
+	} else if b.hooks != nil { // only the hooks want to know when it ended
+		end = b.clock.now()
+	}
+	b.finish(s, o == Success, o, end, nil)
+	return bad
 }
 
 // Deadline returns when the call's Timeout ends (admission plus Config.Timeout), and
@@ -82,14 +113,6 @@ func (p Permit) Deadline() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return p.b.clock.at(p.deadline), true
-}
-
-// Expired reports whether p's deadline has passed, by the bulkhead's clock; false when
-// the bulkhead has no Timeout (and for the zero Permit). It is the question to ask when
-// choosing between TimedOut and another Outcome: the context of Context learns of the
-// deadline from the bulkhead's timer, which may run a moment after it.
-func (p Permit) Expired() bool {
-	return p.deadline != 0 && p.b.clock.now() >= p.deadline
 }
 
 // Context returns the context for the work p covers: parent, bounded by p's deadline. It

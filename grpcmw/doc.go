@@ -67,13 +67,9 @@
 // panic rules stay, because they keep the circuit honest whatever the codes: a caller
 // going away must not judge the dependency, and a panic must not pass for an answer.
 //
-// On a server, a handler that returns after the bulkhead's Timeout has passed (the
-// permit's deadline, by the bulkhead's clock) is reported as core.TimedOut whatever it
-// returned, an OK included, so that the statistics count it among the timed-out
-// executions and the circuit as a failure, as core.Execute does for a call that runs past
-// its Timeout; unless its caller went away first (its context ended), which the rules above
-// judge. A client reports a passed deadline by its code (DeadlineExceeded: a failure by
-// default).
+// On a server, a handler that returns after the bulkhead's Timeout has passed is timed
+// out whatever it returned, an OK included (see core.Permit.Release). A client reports a
+// passed deadline by its code (DeadlineExceeded: a failure by default).
 //
 // # Ordering with other interceptors
 //

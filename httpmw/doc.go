@@ -50,10 +50,9 @@
 //
 // The circuit breaker counts a status of 500 or more, a panic, a passed deadline and a
 // broken client exchange as failures, and 4xx as successes (the dependency answered). A
-// handler that returns after the bulkhead's deadline is timed out (core.TimedOut) whatever
-// its status, a 200 included, as a call that runs past its Timeout is in core.Execute. A
-// request whose client went away counts for neither, so it cannot open the circuit or
-// spend a half-open probe.
+// handler that returns after the bulkhead's deadline is timed out whatever its status (see
+// core.Permit.Release). A request whose client went away counts for neither, so it cannot
+// open the circuit or spend a half-open probe.
 //
 // # Client
 //
