@@ -26,6 +26,9 @@ import (
 // classified for the circuit as WithFailureCodes describes; one that returns after the
 // permit's deadline is timed out whatever it returned (see core.Permit.Release).
 //
+// With WithTrustedMetadata, the RPC's priority and tenant come from its metadata (see
+// PriorityKey); otherwise the bulkhead sees the context's, normally none.
+//
 // The interceptor is safe for concurrent use.
 func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterceptor {
 	o := buildOptions(opts)
@@ -33,6 +36,7 @@ func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterc
 		sel = Always(nil)
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx = o.inbound(ctx)
 		b := sel(ctx, info.FullMethod)
 		if b == nil {
 			return handler(ctx, req)
@@ -74,7 +78,10 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		sel = Always(nil)
 	}
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx := ss.Context()
+		ctx := o.inbound(ss.Context())
+		if ctx != ss.Context() {
+			ss = &serverStream{ServerStream: ss, ctx: ctx}
+		}
 		b := sel(ctx, info.FullMethod)
 		if b == nil {
 			return handler(srv, ss)
@@ -89,7 +96,11 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		}
 		hctx := p.Context(ctx) // ends at the permit's deadline, or when it is released
 		if hctx != ctx {
-			ss = &serverStream{ServerStream: ss, ctx: hctx}
+			if s, ok := ss.(*serverStream); ok {
+				s.ctx = hctx
+			} else {
+				ss = &serverStream{ServerStream: ss, ctx: hctx}
+			}
 		}
 		returned := false
 		defer func() {
