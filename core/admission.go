@@ -14,7 +14,7 @@ func (b *Bulkhead) reject(err *Error) error {
 	b.ledger.mu.Lock()
 	b.ledger.rejected++
 	b.ledger.mu.Unlock()
-	if b.hooks != nil {
+	if b.hooks.Load() != nil {
 		b.emit(Event{Kind: EventRejected, Err: err.Err})
 	}
 	return err
@@ -22,7 +22,7 @@ func (b *Bulkhead) reject(err *Error) error {
 
 // refused reports a refusal that admit counted under the ledger's lock.
 func (b *Bulkhead) refused(err *Error) error {
-	if b.hooks != nil {
+	if b.hooks.Load() != nil {
 		b.emit(Event{Kind: EventRejected, Err: err.Err})
 	}
 	return err
@@ -174,7 +174,11 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 		c.release(s.probe, o)
 	}
 	var queued, ran time.Duration
-	if b.hooks != nil {
+	hooks := b.hooks.Load() // once: a subscriber may come or go meanwhile
+	if hooks != nil {
+		if end < s.started { // Permit.Release reads the clock only if there were hooks
+			end = b.clock.now()
+		}
 		queued, ran = s.started-s.admitted, end-s.started
 	}
 	l := &b.ledger
@@ -197,7 +201,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 	for c := ctxs; c != nil; c = c.nextOfSlot {
 		c.release()
 	}
-	if b.hooks != nil {
+	if hooks != nil {
 		b.emitFinished(timedOut, o, queued, ran)
 	}
 }

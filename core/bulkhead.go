@@ -26,7 +26,8 @@ type Bulkhead struct {
 	circuit  *circuit // nil when the circuit breaker is disabled
 	sharer   *sharer  // nil without a CircuitStore
 	logger   *slog.Logger
-	hooks    []func(Event) // nil when no hook is set: see emit
+	hooks    atomic.Pointer[[]func(Event)] // nil when no hook is set: see emit
+	ownHooks []func(Event)                 // WithEventHook's; a Manager's subscribers come after them
 	closed   atomic.Bool
 
 	ledger ledger
@@ -54,17 +55,18 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 		idPrefix:    newIDPrefix(),
 		clock:       newClock(),
 		logger:      o.logger,
-		hooks:       o.hooks,
+		ownHooks:    o.hooks,
 		errTimeout:  &Error{Bulkhead: cfg.Name, Err: ErrTimeout},
 		errShutdown: &Error{Bulkhead: cfg.Name, Err: ErrShutdown},
 	}
+	b.setSubscribers(o.subscribers)
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
 	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, &b.clock, b.expireDue)
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, b.clock, o.logger)
-		if b.hooks != nil {
-			b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
+		b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
+			if b.hooks.Load() != nil {
 				b.emit(Event{Kind: EventStateChanged, From: from.state(), To: to.state(), Remote: remote})
 			}
 		}

@@ -98,7 +98,7 @@ func (p Permit) Release(o Outcome) error {
 		if end >= p.deadline && caller.Err() == nil {
 			o = TimedOut
 		}
-	} else if b.hooks != nil { // only the hooks want to know when it ended
+	} else if b.hooks.Load() != nil { // only the hooks want to know when it ended
 		end = b.clock.now()
 	}
 	b.finish(s, o == Success, o, end, nil)
