@@ -69,7 +69,7 @@ func holdPermit(g *gate, want ...codes.Code) func(t *testing.T, c testpb.TestSer
 }
 
 func refusalKinds() []refusalKind {
-	fullGate, timeoutGate := newGate(), newGate()
+	fullGate := newGate()
 	return []refusalKind{
 		{
 			name: "full", sentinel: core.ErrFull, code: codes.ResourceExhausted,
@@ -97,9 +97,14 @@ func refusalKinds() []refusalKind {
 		{
 			name: "timeout", sentinel: core.ErrTimeout, code: codes.DeadlineExceeded,
 			reason: ReasonTimeout, message: `bulkhead "svc": timed out`,
-			config:     func(c *core.Config) { c.MaxQueueSize, c.Timeout = 1, 2*time.Second },
-			prepare:    func(*core.Bulkhead) func(context.Context) error { return timeoutGate.handle },
-			refuseNext: holdPermit(timeoutGate, codes.DeadlineExceeded, codes.OK), // its deadline and its release come together
+			config: func(c *core.Config) { c.MaxQueueSize, c.Timeout = 1, 2*time.Second },
+			// Held by hand: an RPC holding it would give it back at its own deadline, the
+			// moment the queued call's Timeout passes, and either could come first.
+			refuseNext: func(t *testing.T, _ testpb.TestServiceClient, b *core.Bulkhead) func() {
+				p, err := b.Acquire(t.Context())
+				require.NoError(t, err)
+				return func() { assert.NoError(t, p.Release(core.Success)) }
+			},
 		},
 		{
 			name: "shutdown", sentinel: core.ErrShutdown, code: codes.Unavailable,
