@@ -110,7 +110,7 @@ type adaptive struct {
 	skip     int           // samples still to ignore after a change of the limit
 
 	probing    bool
-	windows    int // windows since the last probe
+	windows    int                      // windows since the last probe
 	probesDone int                      // measurements of the unloaded latency so far
 	probes     [probeKeep]time.Duration // the last of them, 0 if none
 	unloaded   time.Duration            // min(probes)

@@ -116,9 +116,11 @@ func cloneAdaptive(a *AdaptiveConfig) *AdaptiveConfig {
 //   - Lowering MaxQueueSize keeps the callers already waiting; new callers are refused
 //     with ErrFull until the queue is under the new size.
 //   - A new Timeout applies to calls admitted from now on.
-//   - New thresholds apply at once (see the circuit's notes: a CLOSED circuit forgets its
-//     current run of failures, a HALF_OPEN one starts a new round of probes); a new
-//     IsolationDuration applies from the next opening.
+//   - New thresholds, and a change between the consecutive and the failure-rate rule,
+//     apply at once: a CLOSED circuit forgets its current run of failures (or the calls
+//     of its failure-rate window), a HALF_OPEN one starts a new round of probes, an OPEN
+//     one stays open until its isolation ends; a new IsolationDuration applies from the
+//     next opening.
 //
 // Name and CircuitBreakerEnabled cannot change (create a new bulkhead instead), and
 // HealthCheckInterval takes effect for bulkheads created after the change. An invalid cfg,
@@ -143,7 +145,9 @@ func (b *Bulkhead) Reconfigure(cfg Config) error {
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
 	if c := b.circuit; c != nil && (cfg.FailureThreshold != old.FailureThreshold ||
-		cfg.SuccessThreshold != old.SuccessThreshold || cfg.IsolationDuration != old.IsolationDuration) {
+		cfg.SuccessThreshold != old.SuccessThreshold || cfg.IsolationDuration != old.IsolationDuration ||
+		cfg.FailureRateThreshold != old.FailureRateThreshold || cfg.FailureRateWindow != old.FailureRateWindow ||
+		cfg.MinimumCalls != old.MinimumCalls) {
 		c.reconfigure(cfg)
 	}
 	cfg.Adaptive = cloneAdaptive(cfg.Adaptive)

@@ -72,7 +72,9 @@ type waiter struct {
 	ready      chan struct{} // closed when granted (slot != nil) or refused (err != nil)
 	slot       *slot
 	err        *Error // ErrShutdown, or ErrTimeout when its Timeout passed (expireDue)
-	prev, next *waiter
+	prio       Priority
+	tenant     *tenantQueue // its line in the queue (waitQueue)
+	prev, next *waiter      // its neighbours in that line
 }
 
 // refuseLocked turns w away with err, whether it still waits or was just granted a permit

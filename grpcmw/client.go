@@ -24,6 +24,10 @@ import (
 // errors.Is(err, core.ErrFull) work. The invoker's errors are returned unchanged and
 // classified for the circuit as WithFailureCodes describes.
 //
+// The call's priority and tenant (core.WithPriority, core.WithTenant) rank it in the
+// bulkhead's queue and go to the server as metadata (PriorityKey, TenantKey), whether or
+// not the method has a bulkhead; a call without them sends none.
+//
 // The interceptor is safe for concurrent use.
 func UnaryClientInterceptor(sel Selector, opts ...Option) grpc.UnaryClientInterceptor {
 	o := buildOptions(opts)
@@ -31,6 +35,7 @@ func UnaryClientInterceptor(sel Selector, opts ...Option) grpc.UnaryClientInterc
 		sel = Always(nil)
 	}
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
+		ctx = outbound(ctx)
 		b := sel(ctx, method)
 		if b == nil {
 			return invoker(ctx, method, req, reply, cc, callOpts...)
@@ -71,7 +76,8 @@ func UnaryClientInterceptor(sel Selector, opts ...Option) grpc.UnaryClientInterc
 // deadline unless the caller's is earlier: the Timeout bounds the whole stream.
 //
 // A stream the bulkhead refuses is not opened; the caller gets the same error as from
-// UnaryClientInterceptor. The stream's errors are returned unchanged.
+// UnaryClientInterceptor. The stream's errors are returned unchanged. The priority and
+// tenant go to the server as for UnaryClientInterceptor.
 //
 // The interceptor is safe for concurrent use; the streams it returns may be used as gRPC
 // allows (one goroutine sending while another receives).
@@ -81,6 +87,7 @@ func StreamClientInterceptor(sel Selector, opts ...Option) grpc.StreamClientInte
 		sel = Always(nil)
 	}
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
+		ctx = outbound(ctx)
 		b := sel(ctx, method)
 		if b == nil {
 			return streamer(ctx, desc, cc, method, callOpts...)

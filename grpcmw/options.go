@@ -10,8 +10,9 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 )
 
-// Option configures an interceptor: WithStatus (what a refused caller gets) and
-// WithFailureCodes (what counts against the circuit). Options are applied once, when the
+// Option configures an interceptor: WithStatus (what a refused caller gets),
+// WithFailureCodes (what counts against the circuit) and WithTrustedMetadata (whether a
+// server takes priorities and tenants from its callers). Options are applied once, when the
 // interceptor is built, so they cost nothing per call; later options override earlier ones,
 // and a nil Option is ignored. The same options may be given to the server and the client
 // constructors, and an Option may be reused.
@@ -22,6 +23,8 @@ type options struct {
 	status func(err error) *status.Status
 	// failures has bit c set when code c counts against the circuit.
 	failures uint32
+	// trustMetadata: servers read the priority and tenant from incoming metadata.
+	trustMetadata bool
 }
 
 // defaultFailureCodes are the codes that say the dependency itself is failing or too slow,

@@ -29,6 +29,9 @@ import (
 // (core.TimedOut: failed and timed out in the statistics, a failure for the circuit),
 // unless its caller had gone away first.
 //
+// With WithTrustedMetadata, the RPC's priority and tenant come from its metadata (see
+// PriorityKey); otherwise the bulkhead sees the context's, normally none.
+//
 // The interceptor is safe for concurrent use.
 func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterceptor {
 	o := buildOptions(opts)
@@ -36,6 +39,7 @@ func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterc
 		sel = Always(nil)
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx = o.inbound(ctx)
 		b := sel(ctx, info.FullMethod)
 		if b == nil {
 			return handler(ctx, req)
@@ -77,7 +81,10 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		sel = Always(nil)
 	}
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx := ss.Context()
+		ctx := o.inbound(ss.Context())
+		if ctx != ss.Context() {
+			ss = &serverStream{ServerStream: ss, ctx: ctx}
+		}
 		b := sel(ctx, info.FullMethod)
 		if b == nil {
 			return handler(srv, ss)
@@ -92,7 +99,11 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		}
 		hctx := p.Context(ctx) // ends at the permit's deadline, or when it is released
 		if hctx != ctx {
-			ss = &serverStream{ServerStream: ss, ctx: hctx}
+			if s, ok := ss.(*serverStream); ok {
+				s.ctx = hctx
+			} else {
+				ss = &serverStream{ServerStream: ss, ctx: hctx}
+			}
 		}
 		returned := false
 		defer func() {

@@ -33,13 +33,16 @@ import (
 // first or it hijacked the connection. Without a Timeout, next runs on the caller's
 // goroutine.
 //
+// A request's priority and tenant (see WithTrustedHeaders and WithPriorityFunc) rank it
+// in the bulkhead's queue; next sees them in the request's context.
+//
 // The returned handler is safe for concurrent use. A nil b returns next unchanged.
 func Handler(next http.Handler, b *core.Bulkhead, opts ...Option) http.Handler {
 	if b == nil {
 		return next
 	}
 	o := buildOptions(opts)
-	return &guard{next: next, b: b, reject: o.reject}
+	return &guard{next: next, b: b, reject: o.reject, opts: o.classifier()}
 }
 
 // Middleware returns middleware, in the func(http.Handler) http.Handler shape of chi,
@@ -56,7 +59,7 @@ func Middleware(sel Selector, opts ...Option) func(http.Handler) http.Handler {
 	}
 	o := buildOptions(opts)
 	return func(next http.Handler) http.Handler {
-		return &guard{next: next, sel: sel, reject: o.reject}
+		return &guard{next: next, sel: sel, reject: o.reject, opts: o.classifier()}
 	}
 }
 
@@ -66,9 +69,13 @@ type guard struct {
 	b      *core.Bulkhead
 	sel    Selector
 	reject func(w http.ResponseWriter, r *http.Request, err error)
+	opts   *options // nil unless requests get a priority or tenant from the options
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.opts != nil {
+		r = g.opts.classify(r)
+	}
 	b := g.b
 	if b == nil {
 		if b = g.sel(r); b == nil {

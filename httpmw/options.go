@@ -1,14 +1,23 @@
 package httpmw
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/bulkman-go/bulkman/core"
+)
 
 // Option configures Handler, Middleware or Transport. Options are applied once, when the
 // handler or transport is built.
 type Option func(*options)
 
 type options struct {
-	reject func(w http.ResponseWriter, r *http.Request, err error)
+	reject       func(w http.ResponseWriter, r *http.Request, err error)
+	trustHeaders bool                                          // WithTrustedHeaders
+	priorityFunc func(r *http.Request) (core.Priority, string) // WithPriorityFunc
 }
+
+// classifies reports whether requests get a priority or tenant from the options.
+func (o *options) classifies() bool { return o.trustHeaders || o.priorityFunc != nil }
 
 func buildOptions(opts []Option) options {
 	o := options{reject: WriteRejection}
@@ -35,4 +44,13 @@ func WithRejectionHandler(h func(w http.ResponseWriter, r *http.Request, err err
 			o.reject = h
 		}
 	}
+}
+
+// classifier returns the options a guard keeps for classify, or nil when there is nothing
+// to classify by, so that the guard's hot path tests one pointer.
+func (o options) classifier() *options {
+	if !o.classifies() {
+		return nil
+	}
+	return &o
 }

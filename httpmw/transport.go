@@ -34,8 +34,13 @@ import (
 // the status's verdict. No Option applies to the client yet: opts is accepted for
 // symmetry with Handler and Middleware, and ignored (WithRejectionHandler does not apply).
 //
+// The request's priority and tenant (core.WithPriority, core.WithTenant on its context)
+// rank it in the bulkhead's queue and go to the server as PriorityHeader and
+// TenantHeader, replacing any the request had, whether or not sel picks a bulkhead; a
+// request whose context carries neither is sent as it is.
+//
 // The RoundTripper is safe for concurrent use if base is. It does not modify the
-// request. It passes CloseIdleConnections on to base (http.Client.CloseIdleConnections
+// request (a request that gets headers is sent as a copy). It passes CloseIdleConnections on to base (http.Client.CloseIdleConnections
 // reaches it).
 func Transport(base http.RoundTripper, sel Selector, opts ...Option) http.RoundTripper {
 	if base == nil {
@@ -50,12 +55,13 @@ type transport struct {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	out := outbound(req)
 	var b *core.Bulkhead
 	if t.sel != nil {
 		b = t.sel(req)
 	}
 	if b == nil {
-		return t.base.RoundTrip(req)
+		return t.base.RoundTrip(out)
 	}
 	p, err := b.Acquire(req.Context())
 	if err != nil {
@@ -65,9 +71,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	x := &exchange{permit: p, callerCtx: req.Context()}
-	sent := req
+	sent := out
 	if ctx := p.Context(req.Context()); ctx != req.Context() {
-		sent = req.WithContext(ctx) // ends at the permit's deadline, or when it is released
+		sent = out.WithContext(ctx) // ends at the permit's deadline, or when it is released
 	}
 	resp, err := t.base.RoundTrip(sent)
 	if err != nil {
