@@ -21,10 +21,11 @@ type AdaptiveConfig struct {
 	// When set, it must lie between MinConcurrentCalls and MaxConcurrentCalls.
 	InitialConcurrentCalls int
 	// QueuePerLimit bounds the queue by the limit: at most
-	// min(MaxQueueSize, ceil(limit x QueuePerLimit)) callers wait (0: 1, one limit's
-	// worth, so a caller waits about one call of the dependency at most). Between 0 and
-	// 100; a queue bound only by MaxQueueSize lets waits grow far past the dependency's
-	// latency once the limit is below the ceiling.
+	// min(MaxQueueSize, ceil(limit x QueuePerLimit)) callers wait (0: 0.5, half the
+	// limit's worth, so a caller waits about half a call of the dependency). Between 0 and
+	// 100. A queue bound only by MaxQueueSize lets waits grow far past the dependency's
+	// latency once the limit is well below the ceiling: 100 waiters behind a limit of 8
+	// calls of 20ms wait 250ms.
 	QueuePerLimit float64
 	// Tolerance is how far the latency may rise above the unloaded latency, as a share of
 	// the limit's worth of calls waiting inside the dependency, before the limit comes
@@ -50,10 +51,10 @@ func (a *AdaptiveConfig) validate(bad func(field string, value any, reason strin
 		bad("Adaptive.InitialConcurrentCalls", a.InitialConcurrentCalls, fmt.Sprintf("must be 0 (the floor) or between MinConcurrentCalls (%d) and MaxConcurrentCalls (%d)", a.MinConcurrentCalls, maxCalls))
 	}
 	if !(a.QueuePerLimit >= 0 && a.QueuePerLimit <= maxQueuePerLimit) { // NaN fails too
-		bad("Adaptive.QueuePerLimit", a.QueuePerLimit, fmt.Sprintf("must be between 0 (the default, 1) and %d", maxQueuePerLimit))
+		bad("Adaptive.QueuePerLimit", a.QueuePerLimit, fmt.Sprintf("must be between 0 (the default, %g) and %d", defaultQueuePerLimit, maxQueuePerLimit))
 	}
 	if !(a.Tolerance >= 0 && a.Tolerance <= 1) {
-		bad("Adaptive.Tolerance", a.Tolerance, "must be between 0 (the default, 0.2) and 1")
+		bad("Adaptive.Tolerance", a.Tolerance, fmt.Sprintf("must be between 0 (the default, %g) and 1", defaultTolerance))
 	}
 }
 

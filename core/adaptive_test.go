@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -541,4 +542,118 @@ func TestAdaptiveReconfigure(t *testing.T) {
 		assert.Equal(t, []string{"Adaptive.MinConcurrentCalls"}, configFields(t, err))
 		assert.Nil(t, b.Config().Adaptive, "an invalid config changes nothing")
 	})
+}
+
+// TestAdaptiveHammer is TestHammer's mix against adaptive bulkheads while another
+// goroutine keeps switching them between static and adaptive with other floors and
+// tuning. The ceiling stays 8, so every snapshot must show the usual invariants and a
+// limit between 1 and 8, and never more than 8 functions may run at once.
+func TestAdaptiveHammer(t *testing.T) {
+	calls := 100_000
+	if testing.Short() {
+		calls = 10_000
+	}
+	const workers = 32
+	newHammered := func(name string, timeout time.Duration) *core.Bulkhead {
+		return newBulkhead(t, func(c *core.Config) {
+			c.Name = name
+			c.MaxConcurrentCalls, c.MaxQueueSize, c.Timeout = 8, 24, timeout
+			c.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 1}
+		})
+	}
+	bulkheads := []*core.Bulkhead{newHammered("timed", 2*time.Millisecond), newHammered("plain", 0)}
+	tallies := []*tally{new(tally), new(tally)}
+
+	stop := make(chan struct{})
+	var background sync.WaitGroup
+	var snapshots, reconfigs atomic.Int64
+	limits := make([]atomic.Int64, 9) // how often each limit was seen
+	for r := range 2 {
+		background.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := bulkheads[(i+r)%2].Stats()
+				snapshots.Add(1)
+				if !invariantsHold(s) || s.ConcurrencyLimit < 1 || s.ConcurrencyLimit > 8 {
+					assertInvariants(t, s)
+					assert.Fail(t, "limit out of bounds", "%+v", s)
+					return
+				}
+				limits[s.ConcurrencyLimit].Add(1)
+				runtime.Gosched()
+			}
+		})
+	}
+	background.Go(func() {
+		rng := rand.New(rand.NewPCG(7, 7))
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Microsecond):
+			}
+			b := bulkheads[i%2]
+			cfg := b.Config()
+			switch rng.IntN(4) {
+			case 0:
+				cfg.Adaptive = nil
+			default:
+				floor := 1 + rng.IntN(8)
+				cfg.Adaptive = &core.AdaptiveConfig{
+					MinConcurrentCalls:     floor,
+					InitialConcurrentCalls: floor + rng.IntN(9-floor),
+					QueuePerLimit:          []float64{0, 0.25, 3}[rng.IntN(3)],
+					Tolerance:              []float64{0, 0.5}[rng.IntN(2)],
+				}
+			}
+			if err := b.Reconfigure(cfg); err != nil {
+				assert.NoError(t, err)
+				return
+			}
+			reconfigs.Add(1)
+		}
+	})
+
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 43))
+			for i := range calls / workers {
+				k := (w + i) % 2
+				hammerOnce(bulkheads[k], tallies[k], rng)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	background.Wait()
+
+	for k, b := range bulkheads {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		require.NoError(t, b.Shutdown(ctx), "every permit comes back, abandoned ones included")
+		cancel()
+		s := b.Stats()
+		tl := tallies[k]
+		assertIdle(t, s)
+		assert.Equal(t, tl.succeeded.Load(), s.SuccessfulExecutions, "%s: successful", b.Name())
+		assert.Equal(t, tl.failed.Load(), s.FailedExecutions, "%s: failed", b.Name())
+		assert.Equal(t, tl.rejected.Load(), s.RejectedExecutions, "%s: rejected", b.Name())
+		assert.Equal(t, tl.timedOut.Load(), s.TimedOutExecutions, "%s: timed out", b.Name())
+		assert.Equal(t, s.SuccessfulExecutions+s.FailedExecutions, s.TotalExecutions, "%s: total", b.Name())
+		assert.LessOrEqual(t, tl.mostRunning.Load(), int32(8), "%s: never more than the ceiling at once", b.Name())
+		assert.Positive(t, s.SuccessfulExecutions, "%s: the mix has successes", b.Name())
+		assert.Positive(t, tl.full.Load(), "%s: the mix has ErrFull", b.Name())
+	}
+	var seen []string
+	for l := range limits {
+		if n := limits[l].Load(); n > 0 {
+			seen = append(seen, fmt.Sprintf("%d:%d", l, n))
+		}
+	}
+	t.Logf("%d snapshots, %d reconfigurations; limits seen %v", snapshots.Load(), reconfigs.Load(), seen)
+	assert.Positive(t, reconfigs.Load())
 }
