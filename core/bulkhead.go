@@ -26,7 +26,8 @@ type Bulkhead struct {
 	circuit  *circuit // nil when the circuit breaker is disabled
 	sharer   *sharer  // nil without a CircuitStore
 	logger   *slog.Logger
-	hooks    []func(Event) // nil when no hook is set: see emit
+	hooks    atomic.Pointer[[]func(Event)] // nil when no hook is set: see emit
+	ownHooks []func(Event)                 // WithEventHook's; a Manager's subscribers come after them
 	closed   atomic.Bool
 
 	ledger ledger
@@ -54,10 +55,11 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 		idPrefix:    newIDPrefix(),
 		clock:       newClock(),
 		logger:      o.logger,
-		hooks:       o.hooks,
+		ownHooks:    o.hooks,
 		errTimeout:  &Error{Bulkhead: cfg.Name, Err: ErrTimeout},
 		errShutdown: &Error{Bulkhead: cfg.Name, Err: ErrShutdown},
 	}
+	b.setSubscribers(o.subscribers)
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
 	b.cfg.Adaptive = cloneAdaptive(cfg.Adaptive)
@@ -67,8 +69,8 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 	}
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, b.clock, o.logger)
-		if b.hooks != nil {
-			b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
+		b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
+			if b.hooks.Load() != nil {
 				b.emit(Event{Kind: EventStateChanged, From: from.state(), To: to.state(), Remote: remote})
 			}
 		}
@@ -249,7 +251,7 @@ func (b *Bulkhead) reject(err *Error) error {
 	b.ledger.mu.Lock()
 	b.ledger.rejected++
 	b.ledger.mu.Unlock()
-	if b.hooks != nil {
+	if b.hooks.Load() != nil {
 		b.emit(Event{Kind: EventRejected, Err: err.Err})
 	}
 	return err
@@ -257,7 +259,7 @@ func (b *Bulkhead) reject(err *Error) error {
 
 // refused reports a refusal that admit counted under the ledger's lock.
 func (b *Bulkhead) refused(err *Error) error {
-	if b.hooks != nil {
+	if b.hooks.Load() != nil {
 		b.emit(Event{Kind: EventRejected, Err: err.Err})
 	}
 	return err
@@ -403,7 +405,11 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 		c.release(s.probe, o)
 	}
 	var queued, ran time.Duration
-	if b.hooks != nil {
+	hooks := b.hooks.Load() // once: a subscriber may come or go meanwhile
+	if hooks != nil {
+		if end < s.started { // Permit.Release reads the clock only if there were hooks
+			end = b.clock.now()
+		}
 		queued, ran = s.started-s.admitted, end-s.started
 	}
 	l := &b.ledger
@@ -426,7 +432,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 	for c := ctxs; c != nil; c = c.nextOfSlot {
 		c.release()
 	}
-	if b.hooks != nil {
+	if hooks != nil {
 		b.emitFinished(timedOut, o, queued, ran)
 	}
 }
