@@ -213,6 +213,8 @@ func hammerOnce(b *core.Bulkhead, tl *tally, rng *rand.Rand) {
 }
 
 func hammerPermit(ctx context.Context, b *core.Bulkhead, tl *tally, rng *rand.Rand) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	p, err := b.Acquire(ctx)
 	if err != nil {
 		tl.refused(err, false)
@@ -222,12 +224,28 @@ func hammerPermit(ctx context.Context, b *core.Bulkhead, tl *tally, rng *rand.Ra
 	runtime.Gosched()
 	tl.leave()
 	o := []core.Outcome{core.Success, core.Success, core.Failure, core.Neutral}[rng.IntN(4)]
+	timedOut := false
+	if d, ok := p.Deadline(); ok {
+		// Release judges by the bulkhead's clock: leave no doubt which side of the
+		// deadline it is on. Either the caller leaves first (o stands), or the release
+		// comes after the deadline (Success and Failure time out).
+		if rng.IntN(2) == 0 {
+			cancel()
+		} else {
+			time.Sleep(time.Until(d))
+			timedOut = o != core.Neutral
+		}
+	}
 	if err := p.Release(o); err != nil {
 		panic(err)
 	}
-	if o == core.Success {
+	switch {
+	case timedOut:
+		tl.failed.Add(1)
+		tl.timedOut.Add(1)
+	case o == core.Success:
 		tl.succeeded.Add(1)
-	} else {
+	default:
 		tl.failed.Add(1)
 	}
 }
