@@ -8,7 +8,7 @@ import (
 )
 
 // ledger is the bulkhead's admission control and its statistics, under one mutex so that
-// Stats is a consistent snapshot (I1 to I4 hold at every instant a snapshot can see).
+// Stats is a consistent snapshot (the rules listed on Stats hold at every instant).
 //
 // It is a semaphore of maxActive permits with a FIFO queue of at most capacity-maxActive
 // waiters. A released permit passes straight to the longest waiter, so late arrivals

@@ -14,7 +14,8 @@ import (
 )
 
 // TestStatsLedger walks one bulkhead through queueing, running, abandoning and
-// finishing, checking the exact counters and I1 to I3 at every step and I4 when idle.
+// finishing, checking the exact counters and the snapshot rules (assertInvariants) at every
+// step, and that it is idle at the end.
 func TestStatsLedger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, func(c *core.Config) {
@@ -71,8 +72,9 @@ func TestStatsLedger(t *testing.T) {
 	})
 }
 
-// ResetStats zeroes the counters but keeps calls that run counted as started, so I1
-// holds while they run and after they finish (the Python library breaks this).
+// ResetStats zeroes the counters but keeps calls that run counted as started, so total =
+// successful + failed + active holds while they run and after they finish (the Python
+// library breaks this).
 func TestStatsResetWhileRunning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, func(c *core.Config) {
