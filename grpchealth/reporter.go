@@ -33,15 +33,14 @@
 //
 // # The end of an isolation
 //
-// A bulkhead leaves Isolated only when a call arrives after its
-// IsolationDuration (the call is the first half-open probe). A service that is NOT_SERVING
-// receives no calls from health-checking clients, so waiting for the bulkhead to leave
-// Isolated by itself could keep the service out of rotation for good. So a Reporter
-// counts a bulkhead as isolated for IsolationDuration from the moment it learned of the
-// isolation, then reports the service SERVING again to let probes through; if a probe
-// fails the circuit re-opens, and the service goes NOT_SERVING for another
-// IsolationDuration. (When the circuit was opened by a peer through a CircuitStore, that
-// moment is when this process adopted it, so the estimate errs on the long side.)
+// A service is NOT_SERVING exactly while a bulkhead reads Isolated: until the end of its
+// isolation (core.Stats.OpenUntil; for a circuit a peer opened through a CircuitStore, the
+// shared end). From that instant the bulkhead reads Degraded (half-open: the next call is
+// a probe) whether or not a call has arrived, and the Reporter sets SERVING again at that
+// instant, so that health-checking clients send the calls that probe the dependency; if
+// a probe fails the circuit re-opens, and the service goes NOT_SERVING for another
+// isolation. The Reporter and core.Stats (and so the status page and the metrics, which
+// read Stats) agree at every instant.
 package grpchealth
 
 import (
@@ -50,7 +49,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -114,10 +112,7 @@ type Reporter struct {
 	// sent is the status last set per service; only Run's goroutine uses it.
 	sent map[string]healthpb.HealthCheckResponse_ServingStatus
 
-	mu sync.Mutex
-	// since is when the Reporter learned that a bulkhead became isolated, by name.
-	since map[string]time.Time
-	// watched is the set of bulkhead names the services follow.
+	// watched is the set of bulkhead names the services follow; read-only after New.
 	watched map[string]bool
 }
 
@@ -137,7 +132,6 @@ func New(hs StatusSetter, cfg Config) (*Reporter, error) {
 		policy:   cfg.Policy,
 		interval: cfg.Interval,
 		wake:     make(chan struct{}, 1),
-		since:    make(map[string]time.Time),
 		watched:  make(map[string]bool),
 		sent:     make(map[string]healthpb.HealthCheckResponse_ServingStatus),
 	}
@@ -173,19 +167,12 @@ func New(hs StatusSetter, cfg Config) (*Reporter, error) {
 }
 
 // Observe takes note of a state change: it is the event hook to give to
-// core.WithEventHook. It only records the time and wakes Run, so it is quick and never
-// calls back into the bulkhead.
+// core.WithEventHook. It only wakes Run, so it is quick and never calls back into the
+// bulkhead.
 func (r *Reporter) Observe(e core.Event) {
 	if e.Kind != core.EventStateChanged || !r.watched[e.Bulkhead] {
 		return
 	}
-	r.mu.Lock()
-	if e.To == core.Isolated {
-		r.since[e.Bulkhead] = time.Now()
-	} else {
-		delete(r.since, e.Bulkhead)
-	}
-	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
 	default: // a wake-up is already pending
@@ -216,7 +203,7 @@ func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 			tick = now.Add(r.interval)
 		}
 		wait := tick.Sub(now)
-		if end, ok := r.update(m, now, periodic); ok {
+		if end, ok := r.update(m, periodic); ok {
 			wait = min(wait, end.Sub(now))
 		}
 		timer.Reset(wait)
@@ -231,38 +218,23 @@ func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 
 // update sets the status of every service whose status changed, or of every service when
 // all is true. It returns when the first isolation it counts ends, if any.
-func (r *Reporter) update(m *core.Manager, now time.Time, all bool) (next time.Time, ok bool) {
-	// Read the bulkheads first, without r.mu: Observe takes r.mu on a goroutine that may
-	// hold the bulkhead's own locks, so holding r.mu while calling into a bulkhead could
-	// deadlock.
-	isolation := make(map[string]time.Duration, len(r.watched)) // of the isolated ones
+func (r *Reporter) update(m *core.Manager, all bool) (next time.Time, ok bool) {
+	isolated := make(map[string]bool, len(r.watched))
 	for name := range r.watched {
-		if b, found := m.Get(name); found && b.State() == core.Isolated {
-			isolation[name] = b.Config().IsolationDuration
-		}
-	}
-	isolated := make(map[string]bool, len(isolation))
-	r.mu.Lock()
-	for name := range r.watched {
-		d, isIsolated := isolation[name]
-		if !isIsolated {
-			delete(r.since, name)
+		b, found := m.Get(name)
+		if !found {
 			continue
 		}
-		since, known := r.since[name]
-		if !known { // isolated before Run started, or an event was missed
-			since = now
-			r.since[name] = now
-		}
-		if end := since.Add(d); now.Before(end) {
+		// Stats gives the state and the end of the isolation from one reading, so
+		// that they agree (an isolation ending between two readings cannot read as
+		// isolated without an end).
+		if s := b.Stats(); s.State == core.Isolated {
 			isolated[name] = true
-			if !ok || end.Before(next) {
+			if end := s.OpenUntil; !ok || end.Before(next) {
 				next, ok = end, true
 			}
 		}
 	}
-	r.mu.Unlock()
-
 	for _, svc := range r.names {
 		status := r.status(svc, isolated)
 		if last, sent := r.sent[svc]; all || !sent || status != last {

@@ -169,7 +169,7 @@ func TestOverBufconn(t *testing.T) {
 
 	assert.Equal(t, serving, recv(), "the isolation is over: let probes through")
 	assert.GreaterOrEqual(t, time.Since(opened), isolation)
-	assert.Equal(t, core.Isolated, db.State(), "no call yet, so the circuit is still open")
+	assert.Equal(t, core.Degraded, db.State(), "the bulkhead agrees, with no call yet: half-open, the next call is a probe")
 
 	_, err = core.Execute(ctx, db, succeed) // the probe closes the circuit
 	require.NoError(t, err)
@@ -231,9 +231,12 @@ func TestRecheckWithoutHook(t *testing.T) {
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		assert.Equal(t, notServing, w.status(t, "shop.Orders"))
-		time.Sleep(time.Minute) // counted from when the Reporter saw it
+		time.Sleep(55*time.Second - time.Nanosecond)
 		synctest.Wait()
-		assert.Equal(t, serving, w.status(t, "shop.Orders"))
+		assert.Equal(t, notServing, w.status(t, "shop.Orders"))
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		assert.Equal(t, serving, w.status(t, "shop.Orders"), "at the end of the isolation, not a minute after the Reporter saw it")
 	})
 }
 
