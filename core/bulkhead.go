@@ -12,7 +12,7 @@ import (
 
 // Bulkhead limits how many calls run at once against one dependency, queues a bounded
 // number of callers in FIFO order, optionally bounds each call with a timeout, and
-// optionally isolates the dependency with a circuit breaker (seed: Bulkhead).
+// optionally isolates the dependency with a circuit breaker (Python: Bulkhead).
 //
 // A Bulkhead is safe for concurrent use. The zero Bulkhead is not usable: call New or
 // Manager.Create.
@@ -26,7 +26,8 @@ type Bulkhead struct {
 	circuit  *circuit // nil when the circuit breaker is disabled
 	sharer   *sharer  // nil without a CircuitStore
 	logger   *slog.Logger
-	hooks    []func(Event) // nil when no hook is set: see emit
+	hooks    atomic.Pointer[[]func(Event)] // nil when no hook is set: see emit
+	ownHooks []func(Event)                 // WithEventHook's; a Manager's subscribers come after them
 	closed   atomic.Bool
 
 	ledger ledger
@@ -54,17 +55,18 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 		idPrefix:    newIDPrefix(),
 		clock:       newClock(),
 		logger:      o.logger,
-		hooks:       o.hooks,
+		ownHooks:    o.hooks,
 		errTimeout:  &Error{Bulkhead: cfg.Name, Err: ErrTimeout},
 		errShutdown: &Error{Bulkhead: cfg.Name, Err: ErrShutdown},
 	}
+	b.setSubscribers(o.subscribers)
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
 	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, &b.clock, b.expireDue)
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, b.clock, o.logger)
-		if b.hooks != nil {
-			b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
+		b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
+			if b.hooks.Load() != nil {
 				b.emit(Event{Kind: EventStateChanged, From: from.state(), To: to.state(), Remote: remote})
 			}
 		}
@@ -135,7 +137,7 @@ func (b *Bulkhead) Reconfigure(cfg Config) error {
 	return nil
 }
 
-// State returns Healthy, Degraded or Isolated from the circuit's state (seed: get_state).
+// State returns Healthy, Degraded or Isolated from the circuit's state (Python: get_state).
 // A circuit whose isolation is over reads Degraded (HALF_OPEN) at once, whether or not a
 // call has arrived since: the next call is a probe (deviation: the Python library keeps
 // reporting it isolated until that call). A bulkhead without a circuit breaker is always
@@ -148,10 +150,10 @@ func (b *Bulkhead) State() State {
 	return st.state()
 }
 
-// IsHealthy reports whether the bulkhead is Healthy or Degraded (seed: is_healthy).
+// IsHealthy reports whether the bulkhead is Healthy or Degraded (Python: is_healthy).
 func (b *Bulkhead) IsHealthy() bool { return b.State() != Isolated }
 
-// Stats returns one consistent snapshot of the bulkhead's counters (seed: get_stats).
+// Stats returns one consistent snapshot of the bulkhead's counters (Python: get_stats).
 func (b *Bulkhead) Stats() Stats {
 	l := &b.ledger
 	l.mu.Lock()
@@ -231,7 +233,7 @@ func (b *Bulkhead) reject(err *Error) error {
 	b.ledger.mu.Lock()
 	b.ledger.rejected++
 	b.ledger.mu.Unlock()
-	if b.hooks != nil {
+	if b.hooks.Load() != nil {
 		b.emit(Event{Kind: EventRejected, Err: err.Err})
 	}
 	return err
@@ -239,7 +241,7 @@ func (b *Bulkhead) reject(err *Error) error {
 
 // refused reports a refusal that admit counted under the ledger's lock.
 func (b *Bulkhead) refused(err *Error) error {
-	if b.hooks != nil {
+	if b.hooks.Load() != nil {
 		b.emit(Event{Kind: EventRejected, Err: err.Err})
 	}
 	return err
@@ -385,7 +387,11 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 		c.release(s.probe, o)
 	}
 	var queued, ran time.Duration
-	if b.hooks != nil {
+	hooks := b.hooks.Load() // once: a subscriber may come or go meanwhile
+	if hooks != nil {
+		if end < s.started { // Permit.Release reads the clock only if there were hooks
+			end = b.clock.now()
+		}
 		queued, ran = s.started-s.admitted, end-s.started
 	}
 	l := &b.ledger
@@ -408,7 +414,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 	for c := ctxs; c != nil; c = c.nextOfSlot {
 		c.release()
 	}
-	if b.hooks != nil {
+	if hooks != nil {
 		b.emitFinished(timedOut, o, queued, ran)
 	}
 }

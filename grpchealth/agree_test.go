@@ -112,16 +112,15 @@ func TestEveryReaderAgrees(t *testing.T) {
 			r := &readers{hs: health.NewServer(), prom: prometheus.NewRegistry(), reader: sdkmetric.NewManualReader()}
 			rep, err := grpchealth.New(r.hs, grpchealth.Config{Services: map[string][]string{svc: {"db"}}, Interval: time.Hour})
 			require.NoError(t, err)
-			col := prommetrics.New()
+			r.m = core.NewManager(core.WithCircuitStore(store))
+			col := prommetrics.New(r.m)
+			t.Cleanup(col.Close)
 			require.NoError(t, r.prom.Register(col))
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r.reader))
 			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-			rec, err := otelmetrics.New(mp)
+			rec, err := otelmetrics.New(r.m, mp)
 			require.NoError(t, err)
-			r.m = core.NewManager(core.WithEventHook(rep.Observe), core.WithEventHook(col.Observe),
-				core.WithEventHook(rec.Observe), core.WithCircuitStore(store))
-			col.Watch(r.m)
-			rec.Watch(r.m)
+			t.Cleanup(func() { _ = rec.Close() })
 			r.page = statuspage.JSON(r.m)
 			cfg := breaker("db", isolation)
 			cfg.HealthCheckInterval = 0

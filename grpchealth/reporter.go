@@ -17,10 +17,9 @@
 //
 // # Wiring
 //
-// Wire a Reporter in three steps: its Observe method is the Manager's event hook, so that
-// a circuit that opens or closes changes the status at once; Run keeps the statuses in
-// step, also re-checking every Config.Interval in case an event was missed (or the
-// Manager has no hook):
+// Run attaches a Reporter to a Manager in one call: for as long as it runs it subscribes to
+// the Manager's events (core.Manager.Subscribe), so that a circuit that opens or closes
+// changes the status at once, and it re-checks every Config.Interval as well:
 //
 //	hs := health.NewServer()
 //	healthpb.RegisterHealthServer(grpcServer, hs)
@@ -28,19 +27,19 @@
 //		Services: map[string][]string{"shop.Orders": {"postgres", "payments-api"}},
 //	})
 //	if err != nil { ... }
-//	m := core.NewManager(core.WithEventHook(r.Observe))
 //	go r.Run(ctx, m) // returns when ctx ends
 //
 // # The end of an isolation
 //
-// A service is NOT_SERVING exactly while a bulkhead reads Isolated: until the end of its
-// isolation (core.Stats.OpenUntil; for a circuit a peer opened through a CircuitStore, the
-// shared end). From that instant the bulkhead reads Degraded (half-open: the next call is
-// a probe) whether or not a call has arrived, and the Reporter sets SERVING again at that
-// instant, so that health-checking clients send the calls that probe the dependency; if
-// a probe fails the circuit re-opens, and the service goes NOT_SERVING for another
-// isolation. The Reporter and core.Stats (and so the status page and the metrics, which
-// read Stats) agree at every instant.
+// A service is NOT_SERVING exactly while its bulkheads are isolated as their Stats say:
+// State is Isolated and Stats.OpenUntil, the end of the isolation, has not passed. At
+// OpenUntil the circuit lets a half-open probe through (Stats reports the bulkhead
+// degraded from then on), and the Reporter sets the service SERVING at that moment, on a
+// timer, without waiting for a call: a service that is NOT_SERVING receives no calls from
+// health-checking clients, so waiting for one could keep it out of rotation for good. If
+// the probe fails the circuit opens again, and the service goes NOT_SERVING until the new
+// OpenUntil. A circuit opened by a peer through a CircuitStore carries the peer's end of
+// isolation.
 package grpchealth
 
 import (
@@ -98,8 +97,8 @@ type Config struct {
 }
 
 // Reporter sets the serving status of a health server's services from the state of their
-// bulkheads. It is safe for concurrent use; Observe may be called before, during and
-// after Run. The zero Reporter is not usable: call New.
+// bulkheads. It is safe for concurrent use; Run may be called again after it returns.
+// The zero Reporter is not usable: call New.
 type Reporter struct {
 	hs       StatusSetter
 	services map[string][]string
@@ -111,7 +110,6 @@ type Reporter struct {
 	running atomic.Bool
 	// sent is the status last set per service; only Run's goroutine uses it.
 	sent map[string]healthpb.HealthCheckResponse_ServingStatus
-
 	// watched is the set of bulkhead names the services follow; read-only after New.
 	watched map[string]bool
 }
@@ -166,10 +164,9 @@ func New(hs StatusSetter, cfg Config) (*Reporter, error) {
 	return r, nil
 }
 
-// Observe takes note of a state change: it is the event hook to give to
-// core.WithEventHook. It only wakes Run, so it is quick and never calls back into the
-// bulkhead.
-func (r *Reporter) Observe(e core.Event) {
+// observe wakes Run when a watched bulkhead changes state: it is what Run subscribes to
+// the Manager. It is quick and never calls back into the bulkhead.
+func (r *Reporter) observe(e core.Event) {
 	if e.Kind != core.EventStateChanged || !r.watched[e.Bulkhead] {
 		return
 	}
@@ -179,11 +176,11 @@ func (r *Reporter) Observe(e core.Event) {
 	}
 }
 
-// Run sets every service's status at once, then again whenever a watched bulkhead
-// changes state (through Observe), when an isolation ends, and every Interval, reading
-// the bulkheads of m. It returns nil when ctx ends, leaving the statuses as they are
-// (the server's Shutdown is the way to announce that the process is going away). It
-// returns an error at once if m is nil or Run is already running.
+// Run sets every service's status at once, then again whenever a watched bulkhead of m
+// changes state (it subscribes to m's events until it returns), when an isolation ends,
+// and every Interval, reading the bulkheads' Stats. It returns nil when ctx ends, leaving
+// the statuses as they are (the server's Shutdown is the way to announce that the process
+// is going away). It returns an error at once if m is nil or Run is already running.
 func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 	if m == nil {
 		return errors.New("grpchealth: Run: nil Manager")
@@ -192,6 +189,7 @@ func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 		return errors.New("grpchealth: Run is already running")
 	}
 	defer r.running.Store(false)
+	defer m.Subscribe(r.observe)()
 
 	timer := time.NewTimer(r.interval)
 	defer timer.Stop()
@@ -203,7 +201,7 @@ func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 			tick = now.Add(r.interval)
 		}
 		wait := tick.Sub(now)
-		if end, ok := r.update(m, periodic); ok {
+		if end, ok := r.update(m, now, periodic); ok {
 			wait = min(wait, end.Sub(now))
 		}
 		timer.Reset(wait)
@@ -218,21 +216,23 @@ func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 
 // update sets the status of every service whose status changed, or of every service when
 // all is true. It returns when the first isolation it counts ends, if any.
-func (r *Reporter) update(m *core.Manager, all bool) (next time.Time, ok bool) {
+func (r *Reporter) update(m *core.Manager, now time.Time, all bool) (next time.Time, ok bool) {
 	isolated := make(map[string]bool, len(r.watched))
 	for name := range r.watched {
 		b, found := m.Get(name)
 		if !found {
 			continue
 		}
-		// Stats gives the state and the end of the isolation from one reading, so
-		// that they agree (an isolation ending between two readings cannot read as
-		// isolated without an end).
-		if s := b.Stats(); s.State == core.Isolated {
-			isolated[name] = true
-			if end := s.OpenUntil; !ok || end.Before(next) {
-				next, ok = end, true
-			}
+		s := b.Stats()
+		if s.State != core.Isolated {
+			continue
+		}
+		if !s.OpenUntil.IsZero() && !now.Before(s.OpenUntil) {
+			continue // the isolation is over: the next call is a half-open probe
+		}
+		isolated[name] = true
+		if end := s.OpenUntil; !end.IsZero() && (!ok || end.Before(next)) {
+			next, ok = end, true
 		}
 	}
 	for _, svc := range r.names {
