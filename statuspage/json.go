@@ -36,8 +36,8 @@ import (
 )
 
 // JSON returns a handler that serves every bulkhead of m as one JSON object: each name
-// maps to the bulkhead's Stats, with the seed's keys (name, state, total_executions, ...),
-// and two more keys:
+// maps to the bulkhead's Stats, with Python bulkman's keys (name, state,
+// total_executions, ...), and two more keys:
 //
 //   - "status": what the status page shows, "healthy", "shedding", "degraded" or
 //     "isolated" (see Status for the rule);
@@ -48,13 +48,13 @@ import (
 //
 // JSON attaches to m in this one step: it subscribes to m's events (core.Manager.Subscribe)
 // at once, so the history covers the time before the first request, for every bulkhead m
-// has or creates later. Its cost on the path of a call is a clock reading, a map lookup
-// and two atomic adds per event, without a lock or an allocation; it keeps about 20 kB per
-// bulkhead, and forgets the bulkheads m no longer has.
+// has or creates later. Its cost on the path of a call is a few atomic operations and a
+// map lookup per event, without a lock, an allocation or a clock reading; it keeps about
+// 20 kB per bulkhead, and forgets the bulkheads m no longer has.
 //
 // Names are sorted, and the keys come in a fixed order, so that two responses for the
-// same state within one step are byte for byte the same. The response is never cached. A
-// nil m serves an empty object.
+// same state within one step differ only in recent.at_unix_ms. The response is never
+// cached. A nil m serves an empty object.
 //
 // The handler is safe for concurrent use.
 func JSON(m *core.Manager) http.Handler {
