@@ -201,8 +201,8 @@ func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
-		for w := l.head; w != nil; w = l.head {
-			l.refuseLocked(w, b.errShutdown)
+		for l.queued > 0 {
+			l.refuseLocked(l.waiting.peek(), b.errShutdown)
 		}
 		l.checkDrainedLocked()
 	}
@@ -219,21 +219,18 @@ func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// reject counts a refusal and returns err.
-func (b *Bulkhead) reject(err *Error) error {
+// reject counts a refusal of the call of ctx and returns err.
+func (b *Bulkhead) reject(ctx context.Context, err *Error) error {
 	b.ledger.mu.Lock()
 	b.ledger.rejected++
 	b.ledger.mu.Unlock()
-	if b.hooks != nil {
-		b.emit(Event{Kind: EventRejected, Err: err.Err})
-	}
-	return err
+	return b.refused(ctx, err)
 }
 
-// refused reports a refusal that admit counted under the ledger's lock.
-func (b *Bulkhead) refused(err *Error) error {
+// refused reports a refusal of the call of ctx that admit counted under the ledger's lock.
+func (b *Bulkhead) refused(ctx context.Context, err *Error) error {
 	if b.hooks != nil {
-		b.emit(Event{Kind: EventRejected, Err: err.Err})
+		b.emit(Event{Kind: EventRejected, Err: err.Err, Priority: PriorityFrom(ctx)})
 	}
 	return err
 }
@@ -253,28 +250,39 @@ func (b *Bulkhead) admit(ctx context.Context, timed func() *callCtx, waitLimit t
 		return nil, err
 	}
 	if b.closed.Load() {
-		return nil, b.refused(b.errShutdown)
+		return nil, b.refused(ctx, b.errShutdown)
 	}
 	var probe uint64
 	if c := b.circuit; c != nil {
 		var err error
 		if probe, err = c.acquire(); err != nil {
-			return nil, b.reject(err.(*Error))
+			return nil, b.reject(ctx, err.(*Error))
 		}
 	}
 	l := &b.ledger
+	var prio Priority // read from ctx only once the call cannot start at once
+	var tenant string
+	displaced := false
 	l.mu.Lock()
 	switch {
 	case l.closed:
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
-		return nil, b.refused(b.errShutdown)
+		return nil, b.refused(ctx, b.errShutdown)
 	case l.held+l.queued >= l.capacity:
-		l.rejected++
-		l.mu.Unlock()
-		b.circuitNeutral(probe)
-		return nil, b.refused(b.errFull.Load())
-	case l.held < l.maxActive && l.head == nil:
+		// Full: take the place of a waiter of a lower priority, or of a tenant with more
+		// waiters than this call's (see waitQueue.victim); else refuse.
+		prio, tenant = classOf(ctx)
+		v := l.waiting.victim(prio, tenant)
+		l.rejected++ // this call, or the waiter it displaces
+		if v == nil {
+			l.mu.Unlock()
+			b.circuitNeutral(probe)
+			return nil, b.refused(ctx, b.errFull.Load())
+		}
+		l.refuseLocked(v, b.errFull.Load())
+		displaced = true
+	case l.held < l.maxActive && l.queued == 0:
 		s := l.takeSlotLocked()
 		l.startLocked(s)
 		var now time.Duration
@@ -292,8 +300,17 @@ func (b *Bulkhead) admit(ctx context.Context, timed func() *callCtx, waitLimit t
 		s.admitted, s.started = now, now
 		return s, nil
 	}
+	if !displaced {
+		prio, tenant = classOf(ctx)
+		if l.waiting.shed(prio, l.capacity-l.maxActive) {
+			l.rejected++
+			l.mu.Unlock()
+			b.circuitNeutral(probe)
+			return nil, b.refused(ctx, b.errFull.Load())
+		}
+	}
 	w := &waiter{ready: make(chan struct{})}
-	l.pushLocked(w)
+	l.pushLocked(w, prio, tenant)
 	var admitted time.Duration
 	if timed != nil {
 		tc = timed()
@@ -355,7 +372,7 @@ func (b *Bulkhead) admit(ctx context.Context, timed func() *callCtx, waitLimit t
 	l.mu.Unlock()
 	b.circuitNeutral(probe)
 	if e, ok := refusal.(*Error); ok {
-		return nil, b.refused(e)
+		return nil, b.refused(ctx, e)
 	}
 	return nil, refusal
 }

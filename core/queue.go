@@ -145,6 +145,25 @@ func (q *waitQueue) victim(p Priority, tenant string) *waiter {
 	return nil
 }
 
+// shed reports whether a call of priority p that has to wait is refused at once rather
+// than queued, in a queue of size places: when a waiter of a higher priority is queued
+// and the queue is at least as full as p's share of it (low 1/4, normal 1/2, high 3/4;
+// critical calls are never shed). The places above a priority's share are kept for the
+// higher priorities that are queued; without them every call may use every place, so
+// that a bulkhead whose calls carry no priority is a plain FIFO one.
+func (q *waitQueue) shed(p Priority, places int) bool {
+	i := p.index()
+	if i == numPriorities-1 || q.n*(numPriorities) < places*(i+1) {
+		return false
+	}
+	for j := i + 1; j < numPriorities; j++ {
+		if q.levels[j].n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (q *waitQueue) newTenant(name string) *tenantQueue {
 	t := q.free
 	if t == nil {
