@@ -57,7 +57,7 @@ func TestPriorityOrder(t *testing.T) {
 			t.Run(tt.name+"/"+via, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					// A queue four times as long as needed: no priority's share of it is reached.
-					b := newBulkhead(t, func(c *core.Config) { c.MaxConcurrentCalls, c.MaxQueueSize = 1, 4 * len(tt.queued) })
+					b := newBulkhead(t, func(c *core.Config) { c.MaxConcurrentCalls, c.MaxQueueSize = 1, 4*len(tt.queued) })
 					g := newGate()
 					holder := goExecute(context.Background(), b, hold(g, 0, nil))
 					synctest.Wait()
@@ -264,4 +264,3 @@ func TestPriorityDisplacedWhileTimed(t *testing.T) {
 		assert.Zero(t, s.TimedOutExecutions)
 	})
 }
-
