@@ -49,10 +49,13 @@ const pairedBase = "failsafe-timeout+cb+bh"
 const pairedAllocRuns = 10
 
 // runPaired times rows in turn and reports them, with the ratios against pairedBase's.
-func runPaired(b *testing.B, rows []pairedRow) {
-	base := slices.IndexFunc(rows, func(r pairedRow) bool { return r.name == pairedBase })
+func runPaired(b *testing.B, rows []pairedRow) { runPairedAgainst(b, rows, pairedBase) }
+
+// runPairedAgainst is runPaired with the ratios against the row named baseName.
+func runPairedAgainst(b *testing.B, rows []pairedRow, baseName string) {
+	base := slices.IndexFunc(rows, func(r pairedRow) bool { return r.name == baseName })
 	if base < 0 {
-		b.Fatalf("no %s row", pairedBase)
+		b.Fatalf("no %s row", baseName)
 	}
 	// b.ReportAllocs sums every row of an op; a row's own count is measured apart (b.Loop
 	// resets the counters, so these blocks are not in allocs/op).

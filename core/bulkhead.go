@@ -26,7 +26,8 @@ type Bulkhead struct {
 	circuit  *circuit // nil when the circuit breaker is disabled
 	sharer   *sharer  // nil without a CircuitStore
 	logger   *slog.Logger
-	hooks    []func(Event) // nil when no hook is set: see emit
+	hooks    atomic.Pointer[[]func(Event)] // nil when no hook is set: see emit
+	ownHooks []func(Event)                 // WithEventHook's; a Manager's subscribers come after them
 	closed   atomic.Bool
 
 	ledger ledger
@@ -54,17 +55,18 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 		idPrefix:    newIDPrefix(),
 		clock:       newClock(),
 		logger:      o.logger,
-		hooks:       o.hooks,
+		ownHooks:    o.hooks,
 		errTimeout:  &Error{Bulkhead: cfg.Name, Err: ErrTimeout},
 		errShutdown: &Error{Bulkhead: cfg.Name, Err: ErrShutdown},
 	}
+	b.setSubscribers(o.subscribers)
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
 	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, &b.clock, b.expireDue)
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, b.clock, o.logger)
-		if b.hooks != nil {
-			b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
+		b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
+			if b.hooks.Load() != nil {
 				b.emit(Event{Kind: EventStateChanged, From: from.state(), To: to.state(), Remote: remote})
 			}
 		}
@@ -96,9 +98,11 @@ func (b *Bulkhead) Config() Config {
 //   - Lowering MaxQueueSize keeps the callers already waiting; new callers are refused
 //     with ErrFull until the queue is under the new size.
 //   - A new Timeout applies to calls admitted from now on.
-//   - New thresholds apply at once (see the circuit's notes: a CLOSED circuit forgets its
-//     current run of failures, a HALF_OPEN one starts a new round of probes); a new
-//     IsolationDuration applies from the next opening.
+//   - New thresholds, and a change between the consecutive and the failure-rate rule,
+//     apply at once: a CLOSED circuit forgets its current run of failures (or the calls
+//     of its failure-rate window), a HALF_OPEN one starts a new round of probes, an OPEN
+//     one stays open until its isolation ends; a new IsolationDuration applies from the
+//     next opening.
 //
 // Name and CircuitBreakerEnabled cannot change (create a new bulkhead instead), and
 // HealthCheckInterval takes effect for bulkheads created after the change. An invalid cfg,
@@ -123,7 +127,9 @@ func (b *Bulkhead) Reconfigure(cfg Config) error {
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
 	if c := b.circuit; c != nil && (cfg.FailureThreshold != old.FailureThreshold ||
-		cfg.SuccessThreshold != old.SuccessThreshold || cfg.IsolationDuration != old.IsolationDuration) {
+		cfg.SuccessThreshold != old.SuccessThreshold || cfg.IsolationDuration != old.IsolationDuration ||
+		cfg.FailureRateThreshold != old.FailureRateThreshold || cfg.FailureRateWindow != old.FailureRateWindow ||
+		cfg.MinimumCalls != old.MinimumCalls) {
 		c.reconfigure(cfg)
 	}
 	b.ledger.resize(cfg.MaxConcurrentCalls, cfg.MaxQueueSize)
@@ -229,7 +235,7 @@ func (b *Bulkhead) reject(ctx context.Context, err *Error) error {
 
 // refused reports a refusal of the call of ctx that admit counted under the ledger's lock.
 func (b *Bulkhead) refused(ctx context.Context, err *Error) error {
-	if b.hooks != nil {
+	if b.hooks.Load() != nil {
 		b.emit(Event{Kind: EventRejected, Err: err.Err, Priority: PriorityFrom(ctx)})
 	}
 	return err
@@ -395,7 +401,11 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 		c.release(s.probe, o)
 	}
 	var queued, ran time.Duration
-	if b.hooks != nil {
+	hooks := b.hooks.Load() // once: a subscriber may come or go meanwhile
+	if hooks != nil {
+		if end < s.started { // Permit.Release reads the clock only if there were hooks
+			end = b.clock.now()
+		}
 		queued, ran = s.started-s.admitted, end-s.started
 	}
 	l := &b.ledger
@@ -418,7 +428,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 	for c := ctxs; c != nil; c = c.nextOfSlot {
 		c.release()
 	}
-	if b.hooks != nil {
+	if hooks != nil {
 		b.emitFinished(timedOut, o, queued, ran)
 	}
 }

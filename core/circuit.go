@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,8 +11,9 @@ import (
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 )
 
-// circuit is the bulkhead's circuit breaker: failsafe-go's count-based breaker, driven
-// through its standalone permit API (TryAcquirePermit, RecordSuccess, RecordFailure), plus
+// circuit is the bulkhead's circuit breaker: failsafe-go's breaker (count-based for the
+// consecutive rule, time-based for the failure-rate rule), driven through its standalone
+// permit API (TryAcquirePermit, RecordSuccess, RecordFailure), plus
 // what failsafe-go does not offer and a bulkhead needs:
 //
 //   - an atomic mirror of the state, so that the hot path of a CLOSED circuit takes no lock
@@ -63,12 +65,15 @@ func newCircuit(cfg Config, clk clock, logger *slog.Logger) *circuit {
 		logger:    logger,
 		busyErr:   &Error{Bulkhead: cfg.Name, Err: ErrCircuitOpen, detail: "half-open, every probe is taken"},
 	}
-	c.cb.Store(&breakerBox{buildBreaker(cfg)})
+	c.cb.Store(buildBreaker(cfg))
 	return c
 }
 
+// breakerBox is failsafe-go's breaker with the rule it applies while CLOSED.
 type breakerBox struct {
 	circuitbreaker.CircuitBreaker[any]
+	rate     uint // FailureRateThreshold; 0: the consecutive rule
+	minCalls uint // MinimumCalls, for the failure-rate rule
 }
 
 func (c *circuit) breaker() circuitbreaker.CircuitBreaker[any] { return c.cb.Load().CircuitBreaker }
@@ -81,7 +86,8 @@ func (c *circuit) reconfigure(cfg Config) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.syncLocked()
-	cb := buildBreaker(cfg)
+	box := buildBreaker(cfg)
+	cb := box.CircuitBreaker
 	switch c.state() {
 	case statusOpen:
 		cb.Open()
@@ -93,18 +99,40 @@ func (c *circuit) reconfigure(cfg Config) {
 	}
 	c.failedSince.Store(false)
 	c.isolation = cfg.IsolationDuration
-	c.cb.Store(&breakerBox{cb})
+	c.cb.Store(box)
 }
 
-func buildBreaker(cfg Config) circuitbreaker.CircuitBreaker[any] {
+func buildBreaker(cfg Config) *breakerBox {
+	b := circuitbreaker.NewBuilder[any]().
+		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
+		WithDelay(forever)
+	if cfg.FailureRateThreshold > 0 {
+		// failsafe-go's time-based window (ten buckets over the period) keeps the count
+		// of calls and failures; the circuit compares them itself (see checkRateLocked),
+		// exactly: failsafe-go rounds the rate to two decimals before comparing, which
+		// would open a 50% threshold at 49.5%. An execution threshold no count reaches
+		// keeps failsafe-go from opening by itself. The period is at least one
+		// nanosecond per bucket, which failsafe-go divides by.
+		b = b.WithFailureRateThreshold(1, math.MaxUint, max(cfg.FailureRateWindow, rateBuckets))
+		return &breakerBox{CircuitBreaker: b.Build(), rate: uint(cfg.FailureRateThreshold), minCalls: uint(cfg.MinimumCalls)}
+	}
 	// A count-based window of n results that opens at n failures opens after n
 	// consecutive failures; likewise for the half-open window of SuccessThreshold, which
 	// also caps the probes admitted at once and re-opens on the first probe failure.
-	return circuitbreaker.NewBuilder[any]().
-		WithFailureThreshold(uint(cfg.FailureThreshold)).
-		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
-		WithDelay(forever).
-		Build()
+	return &breakerBox{CircuitBreaker: b.WithFailureThreshold(uint(cfg.FailureThreshold)).Build()}
+}
+
+// rateBuckets is the number of buckets of failsafe-go's time-based window.
+const rateBuckets = 10
+
+// checkRateLocked opens a CLOSED circuit under the failure-rate rule when, in the window
+// as failsafe-go keeps it after the last record, at least minCalls calls ended and at
+// least rate percent of them failed.
+func (c *circuit) checkRateLocked(box *breakerBox) {
+	m := box.Metrics()
+	if n := m.Executions(); n >= box.minCalls && m.Failures()*100 >= box.rate*n {
+		box.Open()
+	}
 }
 
 func (c *circuit) state() circuitStatus { return circuitStatus(c.status.Load()) }
@@ -160,7 +188,12 @@ func (c *circuit) acquireSlow() (uint64, error) {
 func (c *circuit) release(probe uint64, o Outcome) {
 	if probe == 0 && c.state() == statusClosed {
 		switch o {
+		case Neutral:
+			return // CLOSED permits hold nothing in failsafe-go: nothing to give back
 		case Success:
+			if c.cb.Load().rate != 0 {
+				break // the failure-rate rule counts every call: record it below
+			}
 			// In a count-based window of n that opens at n failures, a success matters
 			// only when failures were recorded after the last success: after that one,
 			// the window cannot be all failures until n more failures come. So the hot
@@ -178,8 +211,6 @@ func (c *circuit) release(probe uint64, o Outcome) {
 				c.mu.Unlock()
 			}
 			return
-		case Neutral:
-			return // CLOSED permits hold nothing in failsafe-go: nothing to give back
 		}
 	}
 	c.mu.Lock()
@@ -214,15 +245,23 @@ func (c *circuit) release(probe uint64, o Outcome) {
 			c.owed = 0
 		}
 	case statusClosed:
+		box := c.cb.Load()
 		switch o {
 		case Success:
 			c.failedSince.Store(false)
-			c.breaker().RecordSuccess()
+			box.RecordSuccess()
 		case Failure:
-			c.breaker().RecordFailure()
+			box.RecordFailure()
 			c.failedSince.Store(true) // after the record: see the Success case above
-			c.syncLocked()
+		default:
+			return
 		}
+		if box.rate != 0 {
+			// A success can open it too: it may bring the count to MinimumCalls, and
+			// the window it slides may drop older successes.
+			c.checkRateLocked(box)
+		}
+		c.syncLocked()
 	}
 }
 

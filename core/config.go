@@ -25,8 +25,24 @@ type Config struct {
 	// Timeout bounds queue wait plus run, measured from admission (>= 0; 0 means none).
 	Timeout time.Duration
 	// FailureThreshold is the number of consecutive failures that open the circuit
-	// (>= 1 when CircuitBreakerEnabled).
+	// (>= 1 when CircuitBreakerEnabled and FailureRateThreshold is 0).
 	FailureThreshold int
+	// FailureRateThreshold switches the circuit to the failure-rate rule (0, the
+	// default, keeps the consecutive rule of FailureThreshold; 1 to 100 when set): the
+	// circuit opens when at least MinimumCalls calls ended within the last
+	// FailureRateWindow and at least this percentage of them failed. Failures are
+	// counted as for FailureThreshold (timeouts included); calls the caller cancelled
+	// and the bulkhead's own refusals do not count at all. Half-open probing and closing
+	// work as for the consecutive rule.
+	FailureRateThreshold int
+	// FailureRateWindow is how far back the failure-rate rule looks (> 0 when
+	// FailureRateThreshold is set). It moves in tenths: a call counts for between 9/10
+	// of the window and the whole window after it ended.
+	FailureRateWindow time.Duration
+	// MinimumCalls is how many calls must have ended within FailureRateWindow before
+	// the failure-rate rule may open the circuit (>= 1 when FailureRateThreshold is set),
+	// so that a handful of calls cannot open it.
+	MinimumCalls int
 	// SuccessThreshold is the number of consecutive half-open successes that close the
 	// circuit, and the most probes admitted at once while half-open (>= 1 when
 	// CircuitBreakerEnabled).
@@ -77,7 +93,9 @@ func (e *ConfigError) Error() string {
 
 // Validate reports every invalid field at once: the result is nil or an errors.Join of
 // one *ConfigError per bad field. Thresholds are checked only when the circuit breaker is
-// enabled, since they are unused otherwise.
+// enabled, and only those of the rule in use (FailureThreshold for the consecutive rule;
+// FailureRateWindow and MinimumCalls for the failure-rate rule), since the others are
+// unused.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field string, value any, reason string) {
@@ -109,7 +127,17 @@ func (c Config) Validate() error {
 		bad("HealthCheckInterval", c.HealthCheckInterval, "must not be negative")
 	}
 	if c.CircuitBreakerEnabled {
-		if c.FailureThreshold < 1 || c.FailureThreshold > maxLimit {
+		switch {
+		case c.FailureRateThreshold < 0 || c.FailureRateThreshold > 100:
+			bad("FailureRateThreshold", c.FailureRateThreshold, "must be between 0 (off) and 100 percent")
+		case c.FailureRateThreshold > 0:
+			if c.FailureRateWindow <= 0 {
+				bad("FailureRateWindow", c.FailureRateWindow, "must be positive when FailureRateThreshold is set")
+			}
+			if c.MinimumCalls < 1 || c.MinimumCalls > maxLimit {
+				bad("MinimumCalls", c.MinimumCalls, fmt.Sprintf("must be between 1 and %d when FailureRateThreshold is set", maxLimit))
+			}
+		case c.FailureThreshold < 1 || c.FailureThreshold > maxLimit:
 			bad("FailureThreshold", c.FailureThreshold, fmt.Sprintf("must be between 1 and %d when the circuit breaker is enabled", maxLimit))
 		}
 		if c.SuccessThreshold < 1 || c.SuccessThreshold > maxLimit {

@@ -78,7 +78,8 @@
 // Bulkhead.Stats is one consistent snapshot with the seed's JSON keys, in which
 // TotalExecutions == SuccessfulExecutions + FailedExecutions + ActiveTasks always holds.
 // WithEventHook delivers every refusal (with its reason), state change and outcome as an
-// Event, which is what packages prommetrics and otelmetrics build on; WithLogger logs
+// Event; Manager.Subscribe delivers them for every bulkhead of a Manager, which is how
+// packages prommetrics, otelmetrics, grpchealth and statuspage attach; WithLogger logs
 // circuit transitions and store trouble through log/slog.
 //
 // # Errors

@@ -27,8 +27,9 @@ func (k EventKind) String() string {
 	return "unknown"
 }
 
-// Event is one thing a bulkhead did, delivered to the hooks given with WithEventHook. It is
-// passed by value and holds no pointers into the bulkhead.
+// Event is one thing a bulkhead did, delivered to the hooks given with WithEventHook and
+// to the functions given to Manager.Subscribe. It is passed by value and holds no pointers
+// into the bulkhead.
 type Event struct {
 	Kind     EventKind // what happened; it says which of the fields below are set
 	Bulkhead string    // the bulkhead's name (the same string for every event of one bulkhead)
@@ -55,8 +56,13 @@ type Event struct {
 // WithEventHook calls h for every Event of the bulkheads it configures. h runs
 // synchronously on the goroutine of the call (or of the transition), so it must be quick
 // and must not block or call back into the same bulkhead; it must be safe for concurrent
-// use. Several hooks may be given; they run in order. A nil h is ignored. Without a hook,
-// events cost nothing.
+// use. Several hooks may be given; they run in order, before the functions given to
+// Manager.Subscribe. A nil h is ignored. Without a hook or a subscriber, events cost
+// nothing.
+//
+// WithEventHook fixes the hooks when a bulkhead is made. To attach an exporter to a
+// Manager's bulkheads at any time (prommetrics, otelmetrics, grpchealth and statuspage do),
+// use Manager.Subscribe.
 func WithEventHook(h func(Event)) Option {
 	return func(o *options) {
 		if h != nil {
@@ -65,11 +71,43 @@ func WithEventHook(h func(Event)) Option {
 	}
 }
 
-// emit delivers e to the hooks. Callers check b.hooks != nil first, so that building the
-// Event costs nothing without hooks.
+// emit delivers e to the hooks. Callers check b.hooks.Load() != nil first, so that
+// building the Event costs nothing without hooks.
 func (b *Bulkhead) emit(e Event) {
+	hooks := b.hooks.Load()
+	if hooks == nil { // the last subscriber left since the caller looked
+		return
+	}
 	e.Bulkhead = b.name
-	for _, h := range b.hooks {
+	for _, h := range *hooks {
 		h(e)
 	}
+}
+
+// subscription is one Manager.Subscribe. It is a pointer so that unsubscribing removes
+// this one even when the same function was subscribed twice.
+type subscription struct{ h func(Event) }
+
+// setSubscribers makes b's hooks its own (WithEventHook's) followed by subs, or nil when
+// there are none. The list is replaced, never changed in place, so that emit reads it
+// with one atomic load and no lock. New calls it before b is shared; after that only the
+// Manager that holds b does, under its lock, which keeps writers in order.
+func (b *Bulkhead) setSubscribers(subs []*subscription) {
+	if len(b.ownHooks)+len(subs) == 0 {
+		b.hooks.Store(nil)
+		return
+	}
+	hooks := make([]func(Event), 0, len(b.ownHooks)+len(subs))
+	hooks = append(hooks, b.ownHooks...)
+	for _, s := range subs {
+		hooks = append(hooks, s.h)
+	}
+	b.hooks.Store(&hooks)
+}
+
+// withSubscribers gives a bulkhead that a Manager creates the Manager's subscribers from
+// the start, so that they see the events New may already emit (a circuit state adopted
+// from a CircuitStore).
+func withSubscribers(subs []*subscription) Option {
+	return func(o *options) { o.subscribers = subs }
 }

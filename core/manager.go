@@ -17,6 +17,7 @@ type Manager struct {
 
 	mu        sync.RWMutex
 	bulkheads map[string]*Bulkhead
+	subs      []*subscription // Subscribe's, in order; replaced on change, never changed in place
 }
 
 // NewManager returns an empty Manager. opts apply to every bulkhead it creates.
@@ -61,17 +62,24 @@ func (m *Manager) GetOrCreate(cfg Config) (*Bulkhead, error) {
 // for its name is shut down at once (nothing runs in it: that stops its store
 // subscription and goroutine).
 func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
-	if b, ok := m.Get(cfg.Name); ok {
-		return nil, b, nil
+	m.mu.RLock()
+	taken, ok := m.bulkheads[cfg.Name]
+	subs := m.subs
+	m.mu.RUnlock()
+	if ok {
+		return nil, taken, nil
 	}
-	b, err = New(cfg, m.opts...)
+	b, err = New(cfg, append(slices.Clip(m.opts), withSubscribers(subs))...)
 	if err != nil {
 		return nil, nil, err
 	}
 	m.mu.Lock()
-	taken, ok := m.bulkheads[cfg.Name]
+	taken, ok = m.bulkheads[cfg.Name]
 	if !ok {
 		m.bulkheads[cfg.Name] = b
+		if len(m.subs)+len(subs) > 0 { // Subscribe may have run meanwhile
+			b.setSubscribers(m.subs)
+		}
 	}
 	m.mu.Unlock()
 	if ok {
@@ -95,9 +103,56 @@ func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
 func (m *Manager) Remove(name string) (*Bulkhead, bool) {
 	m.mu.Lock()
 	b, ok := m.bulkheads[name]
-	delete(m.bulkheads, name)
+	if ok {
+		delete(m.bulkheads, name)
+		b.setSubscribers(nil)
+	}
 	m.mu.Unlock()
 	return b, ok
+}
+
+// Subscribe calls h for every Event of every bulkhead in m: the ones it holds now and the
+// ones it creates later, until the returned function is called. This is how an exporter
+// attaches to a Manager in one step, at any time; prommetrics, otelmetrics, grpchealth and
+// statuspage call it for you.
+//
+// h runs synchronously on the goroutine of the call (or of the transition), after the
+// hooks given with WithEventHook and after the functions subscribed before it, so it must
+// be quick, must not block or call back into the same bulkhead, and must be safe for
+// concurrent use. A bulkhead that Remove takes out of m stops calling it.
+//
+// unsubscribe is idempotent and safe for concurrent use. Once it returns, no event that
+// a bulkhead starts delivering reaches h; an event being delivered at that moment may
+// still reach it. A nil h subscribes nothing (unsubscribe does nothing).
+//
+// Subscribing and unsubscribing take m's lock and replace each bulkhead's list of hooks;
+// a bulkhead reads that list with one atomic load, without a lock or an allocation, and
+// without subscribers or hooks events cost nothing.
+func (m *Manager) Subscribe(h func(Event)) (unsubscribe func()) {
+	if h == nil {
+		return func() {}
+	}
+	s := &subscription{h: h}
+	m.mu.Lock()
+	m.subs = append(slices.Clip(m.subs), s)
+	m.resubscribeLocked()
+	m.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			m.subs = slices.DeleteFunc(slices.Clone(m.subs), func(x *subscription) bool { return x == s })
+			m.resubscribeLocked()
+			m.mu.Unlock()
+		})
+	}
+}
+
+// resubscribeLocked gives every bulkhead of m the current subscribers.
+func (m *Manager) resubscribeLocked() {
+	for _, b := range m.bulkheads {
+		b.setSubscribers(m.subs)
+	}
 }
 
 // Names returns the bulkheads' names, sorted.

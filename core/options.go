@@ -12,6 +12,7 @@ type Option func(*options)
 type options struct {
 	logger       *slog.Logger
 	hooks        []func(Event)
+	subscribers  []*subscription // a Manager's, for the bulkheads it creates
 	store        CircuitStore
 	storeTimeout time.Duration
 }

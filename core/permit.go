@@ -68,7 +68,7 @@ func (p Permit) Release(o Outcome) error {
 		return &Error{Bulkhead: p.b.name, Err: ErrReleased}
 	}
 	var end time.Duration
-	if p.b.hooks != nil { // only the hooks want to know when it ended
+	if p.b.hooks.Load() != nil { // only the hooks want to know when it ended
 		end = p.b.clock.now()
 	}
 	p.b.finish(p.s, o == Success, o, end, nil)

@@ -319,7 +319,7 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 	if c.leaving.Add(1) == 2 {
 		b.freeAbandoned(s)
 	}
-	if b.hooks != nil {
+	if b.hooks.Load() != nil {
 		b.emitFinished(timedOut, o, r.QueuedTime, r.ExecutionTime)
 	}
 	if timedOut {

@@ -21,14 +21,14 @@ func ExampleReporter() {
 	if err != nil {
 		panic(err)
 	}
-	m := core.NewManager(core.WithEventHook(r.Observe))
+	m := core.NewManager()
 	cfg := core.DefaultConfig("postgres")
 	cfg.CircuitBreakerEnabled, cfg.FailureThreshold = true, 1
 	db, _ := m.Create(cfg)
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- r.Run(ctx, m) }()
+	go func() { done <- r.Run(ctx, m) }() // one step: Run follows m's events and Stats
 
 	status := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
 		resp, _ := hs.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})

@@ -17,10 +17,9 @@
 //
 // # Wiring
 //
-// Wire a Reporter in three steps: its Observe method is the Manager's event hook, so that
-// a circuit that opens or closes changes the status at once; Run keeps the statuses in
-// step, also re-checking every Config.Interval in case an event was missed (or the
-// Manager has no hook):
+// Run attaches a Reporter to a Manager in one call: for as long as it runs it subscribes to
+// the Manager's events (core.Manager.Subscribe), so that a circuit that opens or closes
+// changes the status at once, and it re-checks every Config.Interval as well:
 //
 //	hs := health.NewServer()
 //	healthpb.RegisterHealthServer(grpcServer, hs)
@@ -28,20 +27,19 @@
 //		Services: map[string][]string{"shop.Orders": {"postgres", "payments-api"}},
 //	})
 //	if err != nil { ... }
-//	m := core.NewManager(core.WithEventHook(r.Observe))
 //	go r.Run(ctx, m) // returns when ctx ends
 //
 // # The end of an isolation
 //
-// A bulkhead leaves Isolated only when a call arrives after its
-// IsolationDuration (the call is the first half-open probe). A service that is NOT_SERVING
-// receives no calls from health-checking clients, so waiting for the bulkhead to leave
-// Isolated by itself could keep the service out of rotation for good. So a Reporter
-// counts a bulkhead as isolated for IsolationDuration from the moment it learned of the
-// isolation, then reports the service SERVING again to let probes through; if a probe
-// fails the circuit re-opens, and the service goes NOT_SERVING for another
-// IsolationDuration. (When the circuit was opened by a peer through a CircuitStore, that
-// moment is when this process adopted it, so the estimate errs on the long side.)
+// A service is NOT_SERVING exactly while its bulkheads are isolated as their Stats say:
+// State is Isolated and Stats.OpenUntil, the end of the isolation, has not passed. At
+// OpenUntil the circuit lets a half-open probe through (Stats reports the bulkhead
+// degraded from then on), and the Reporter sets the service SERVING at that moment, on a
+// timer, without waiting for a call: a service that is NOT_SERVING receives no calls from
+// health-checking clients, so waiting for one could keep it out of rotation for good. If
+// the probe fails the circuit opens again, and the service goes NOT_SERVING until the new
+// OpenUntil. A circuit opened by a peer through a CircuitStore carries the peer's end of
+// isolation.
 package grpchealth
 
 import (
@@ -50,7 +48,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -100,8 +97,8 @@ type Config struct {
 }
 
 // Reporter sets the serving status of a health server's services from the state of their
-// bulkheads. It is safe for concurrent use; Observe may be called before, during and
-// after Run. The zero Reporter is not usable: call New.
+// bulkheads. It is safe for concurrent use; Run may be called again after it returns.
+// The zero Reporter is not usable: call New.
 type Reporter struct {
 	hs       StatusSetter
 	services map[string][]string
@@ -113,11 +110,7 @@ type Reporter struct {
 	running atomic.Bool
 	// sent is the status last set per service; only Run's goroutine uses it.
 	sent map[string]healthpb.HealthCheckResponse_ServingStatus
-
-	mu sync.Mutex
-	// since is when the Reporter learned that a bulkhead became isolated, by name.
-	since map[string]time.Time
-	// watched is the set of bulkhead names the services follow.
+	// watched is the set of bulkhead names the services follow; read-only after New.
 	watched map[string]bool
 }
 
@@ -137,7 +130,6 @@ func New(hs StatusSetter, cfg Config) (*Reporter, error) {
 		policy:   cfg.Policy,
 		interval: cfg.Interval,
 		wake:     make(chan struct{}, 1),
-		since:    make(map[string]time.Time),
 		watched:  make(map[string]bool),
 		sent:     make(map[string]healthpb.HealthCheckResponse_ServingStatus),
 	}
@@ -172,31 +164,23 @@ func New(hs StatusSetter, cfg Config) (*Reporter, error) {
 	return r, nil
 }
 
-// Observe takes note of a state change: it is the event hook to give to
-// core.WithEventHook. It only records the time and wakes Run, so it is quick and never
-// calls back into the bulkhead.
-func (r *Reporter) Observe(e core.Event) {
+// observe wakes Run when a watched bulkhead changes state: it is what Run subscribes to
+// the Manager. It is quick and never calls back into the bulkhead.
+func (r *Reporter) observe(e core.Event) {
 	if e.Kind != core.EventStateChanged || !r.watched[e.Bulkhead] {
 		return
 	}
-	r.mu.Lock()
-	if e.To == core.Isolated {
-		r.since[e.Bulkhead] = time.Now()
-	} else {
-		delete(r.since, e.Bulkhead)
-	}
-	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
 	default: // a wake-up is already pending
 	}
 }
 
-// Run sets every service's status at once, then again whenever a watched bulkhead
-// changes state (through Observe), when an isolation ends, and every Interval, reading
-// the bulkheads of m. It returns nil when ctx ends, leaving the statuses as they are
-// (the server's Shutdown is the way to announce that the process is going away). It
-// returns an error at once if m is nil or Run is already running.
+// Run sets every service's status at once, then again whenever a watched bulkhead of m
+// changes state (it subscribes to m's events until it returns), when an isolation ends,
+// and every Interval, reading the bulkheads' Stats. It returns nil when ctx ends, leaving
+// the statuses as they are (the server's Shutdown is the way to announce that the process
+// is going away). It returns an error at once if m is nil or Run is already running.
 func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 	if m == nil {
 		return errors.New("grpchealth: Run: nil Manager")
@@ -205,6 +189,7 @@ func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 		return errors.New("grpchealth: Run is already running")
 	}
 	defer r.running.Store(false)
+	defer m.Subscribe(r.observe)()
 
 	timer := time.NewTimer(r.interval)
 	defer timer.Stop()
@@ -232,37 +217,24 @@ func (r *Reporter) Run(ctx context.Context, m *core.Manager) error {
 // update sets the status of every service whose status changed, or of every service when
 // all is true. It returns when the first isolation it counts ends, if any.
 func (r *Reporter) update(m *core.Manager, now time.Time, all bool) (next time.Time, ok bool) {
-	// Read the bulkheads first, without r.mu: Observe takes r.mu on a goroutine that may
-	// hold the bulkhead's own locks, so holding r.mu while calling into a bulkhead could
-	// deadlock.
-	isolation := make(map[string]time.Duration, len(r.watched)) // of the isolated ones
+	isolated := make(map[string]bool, len(r.watched))
 	for name := range r.watched {
-		if b, found := m.Get(name); found && b.State() == core.Isolated {
-			isolation[name] = b.Config().IsolationDuration
-		}
-	}
-	isolated := make(map[string]bool, len(isolation))
-	r.mu.Lock()
-	for name := range r.watched {
-		d, isIsolated := isolation[name]
-		if !isIsolated {
-			delete(r.since, name)
+		b, found := m.Get(name)
+		if !found {
 			continue
 		}
-		since, known := r.since[name]
-		if !known { // isolated before Run started, or an event was missed
-			since = now
-			r.since[name] = now
+		s := b.Stats()
+		if s.State != core.Isolated {
+			continue
 		}
-		if end := since.Add(d); now.Before(end) {
-			isolated[name] = true
-			if !ok || end.Before(next) {
-				next, ok = end, true
-			}
+		if !s.OpenUntil.IsZero() && !now.Before(s.OpenUntil) {
+			continue // the isolation is over: the next call is a half-open probe
+		}
+		isolated[name] = true
+		if end := s.OpenUntil; !end.IsZero() && (!ok || end.Before(next)) {
+			next, ok = end, true
 		}
 	}
-	r.mu.Unlock()
-
 	for _, svc := range r.names {
 		status := r.status(svc, isolated)
 		if last, sent := r.sent[svc]; all || !sent || status != last {

@@ -53,23 +53,23 @@ type world struct {
 	stop func()
 }
 
-// start builds a world inside a synctest bubble, and waits for Run's first update;
-// hooked says whether the Reporter is the Manager's event hook.
-func start(t *testing.T, cfg grpchealth.Config, hooked bool, bulkheads ...core.Config) *world {
+// start builds a world inside a synctest bubble, and waits for Run's first update.
+func start(t *testing.T, cfg grpchealth.Config, bulkheads ...core.Config) *world {
 	t.Helper()
-	w := &world{hs: health.NewServer()}
-	var err error
-	w.r, err = grpchealth.New(w.hs, cfg)
-	require.NoError(t, err)
-	var opts []core.Option
-	if hooked {
-		opts = append(opts, core.WithEventHook(w.r.Observe))
-	}
-	w.m = core.NewManager(opts...)
+	w := &world{hs: health.NewServer(), m: core.NewManager()}
 	for _, c := range bulkheads {
 		_, err := w.m.Create(c)
 		require.NoError(t, err)
 	}
+	return w.run(t, cfg)
+}
+
+// run starts a Reporter for cfg on w's Manager, and waits for its first update.
+func (w *world) run(t *testing.T, cfg grpchealth.Config) *world {
+	t.Helper()
+	var err error
+	w.r, err = grpchealth.New(w.hs, cfg)
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.r.Run(ctx, w.m) }()
@@ -109,7 +109,7 @@ func TestOverBufconn(t *testing.T) {
 		Interval: time.Hour, // only events and the end of the isolation may move anything
 	})
 	require.NoError(t, err)
-	m := core.NewManager(core.WithEventHook(r.Observe))
+	m := core.NewManager()
 	db, err := m.Create(breaker("db", isolation))
 	require.NoError(t, err)
 	_, err = m.Create(breaker("cache", isolation))
@@ -168,8 +168,7 @@ func TestOverBufconn(t *testing.T) {
 	assert.Equal(t, serving, check(""), "the overall status is never touched")
 
 	assert.Equal(t, serving, recv(), "the isolation is over: let probes through")
-	assert.GreaterOrEqual(t, time.Since(opened), isolation)
-	assert.Equal(t, core.Isolated, db.State(), "no call yet, so the circuit is still open")
+	assert.False(t, time.Now().Before(db.Stats().OpenUntil), "at the end of the isolation Stats gives, not before")
 
 	_, err = core.Execute(ctx, db, succeed) // the probe closes the circuit
 	require.NoError(t, err)
@@ -182,7 +181,7 @@ func TestOverBufconn(t *testing.T) {
 
 func TestCircuitOpensAndCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := start(t, grpchealth.Config{Services: map[string][]string{"shop.Orders": {"db"}}}, true, breaker("db", time.Minute))
+		w := start(t, grpchealth.Config{Services: map[string][]string{"shop.Orders": {"db"}}}, breaker("db", time.Minute))
 		defer w.stop()
 		synctest.Wait()
 		assert.Equal(t, serving, w.status(t, "shop.Orders"))
@@ -216,24 +215,39 @@ func TestCircuitOpensAndCloses(t *testing.T) {
 	})
 }
 
-// TestRecheckWithoutHook: a Manager without the Reporter's hook is still followed, at the
-// next re-check.
-func TestRecheckWithoutHook(t *testing.T) {
+// TestAgreesWithStats: a service is NOT_SERVING exactly while Stats says its bulkhead is
+// isolated, until Stats.OpenUntil, also for a circuit that opened before Run started (the
+// end of the isolation is the circuit's, not counted from when the Reporter saw it).
+func TestAgreesWithStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := start(t, grpchealth.Config{Services: map[string][]string{"shop.Orders": {"db"}}, Interval: 5 * time.Second},
-			false, breaker("db", time.Minute))
-		defer w.stop()
-		synctest.Wait()
-		_, err := core.Execute(context.Background(), w.bulkhead(t, "db"), fail)
+		w := &world{hs: health.NewServer(), m: core.NewManager()}
+		db, err := w.m.Create(breaker("db", time.Minute))
 		require.NoError(t, err)
+		_, err = core.Execute(context.Background(), db, fail)
+		require.NoError(t, err)
+		openUntil := db.Stats().OpenUntil
+		require.False(t, openUntil.IsZero())
+
+		time.Sleep(40 * time.Second)
+		w.run(t, grpchealth.Config{Services: map[string][]string{"shop.Orders": {"db"}}, Interval: time.Hour})
+		defer w.stop()
+		agree := func(msg string) {
+			t.Helper()
+			s := db.Stats()
+			isolated := s.State == core.Isolated && time.Now().Before(s.OpenUntil)
+			assert.Equal(t, isolated, w.status(t, "shop.Orders") == notServing, msg)
+		}
+		assert.Equal(t, notServing, w.status(t, "shop.Orders"), "opened before Run started")
+		agree("opened before Run started")
+
+		time.Sleep(time.Until(openUntil) - time.Nanosecond)
 		synctest.Wait()
-		assert.Equal(t, serving, w.status(t, "shop.Orders"), "no hook: nothing until the re-check")
-		time.Sleep(5 * time.Second)
+		assert.Equal(t, notServing, w.status(t, "shop.Orders"), "until the end of the isolation")
+		agree("just before the end")
+		time.Sleep(time.Nanosecond)
 		synctest.Wait()
-		assert.Equal(t, notServing, w.status(t, "shop.Orders"))
-		time.Sleep(time.Minute) // counted from when the Reporter saw it
-		synctest.Wait()
-		assert.Equal(t, serving, w.status(t, "shop.Orders"))
+		assert.Equal(t, serving, w.status(t, "shop.Orders"), "at the end of the isolation, with no call and no re-check")
+		agree("at the end")
 	})
 }
 
@@ -251,7 +265,7 @@ func TestPolicies(t *testing.T) {
 				w := start(t, grpchealth.Config{
 					Services: map[string][]string{"svc": {"a", "b"}, "only-b": {"b"}},
 					Policy:   tc.policy,
-				}, true, breaker("a", time.Minute), breaker("b", time.Minute))
+				}, breaker("a", time.Minute), breaker("b", time.Minute))
 				defer w.stop()
 				_, err := core.Execute(context.Background(), w.bulkhead(t, "a"), fail)
 				require.NoError(t, err)
@@ -270,7 +284,7 @@ func TestPolicies(t *testing.T) {
 
 func TestOverallStatusIsNeverTouched(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := start(t, grpchealth.Config{Services: map[string][]string{"svc": {"db"}}}, true, breaker("db", time.Minute))
+		w := start(t, grpchealth.Config{Services: map[string][]string{"svc": {"db"}}}, breaker("db", time.Minute))
 		defer w.stop()
 		w.hs.SetServingStatus("", serving)
 		_, err := core.Execute(context.Background(), w.bulkhead(t, "db"), fail)
@@ -290,7 +304,7 @@ func TestOverallStatusIsNeverTouched(t *testing.T) {
 // is followed once it is created.
 func TestUnknownBulkheads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := start(t, grpchealth.Config{Services: map[string][]string{"svc": {"later"}}}, true)
+		w := start(t, grpchealth.Config{Services: map[string][]string{"svc": {"later"}}})
 		defer w.stop()
 		synctest.Wait()
 		assert.Equal(t, serving, w.status(t, "svc"))
@@ -307,7 +321,7 @@ func TestUnknownBulkheads(t *testing.T) {
 // re-check puts the isolated ones back.
 func TestReassertsAfterResume(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := start(t, grpchealth.Config{Services: map[string][]string{"svc": {"db"}}}, true, breaker("db", time.Minute))
+		w := start(t, grpchealth.Config{Services: map[string][]string{"svc": {"db"}}}, breaker("db", time.Minute))
 		defer w.stop()
 		_, err := core.Execute(context.Background(), w.bulkhead(t, "db"), fail)
 		require.NoError(t, err)
@@ -379,7 +393,7 @@ func TestNewCopiesConfig(t *testing.T) {
 		require.NoError(t, err)
 		services["svc"][0] = "other"
 		services["more"] = []string{"db"}
-		m := core.NewManager(core.WithEventHook(r.Observe))
+		m := core.NewManager()
 		b, err := m.Create(breaker("db", time.Minute))
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())

@@ -28,20 +28,18 @@ func BenchmarkExecute(b *testing.B) {
 			name = "hook=otel"
 		}
 		b.Run(name, func(b *testing.B) {
-			var opts []core.Option
+			m := core.NewManager()
 			if hooked {
 				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 				defer func() { _ = mp.Shutdown(context.Background()) }()
-				r, err := otelmetrics.New(mp)
-				if err != nil {
+				if _, err := otelmetrics.New(m, mp); err != nil {
 					b.Fatal(err)
 				}
-				opts = append(opts, core.WithEventHook(r.Observe))
 			}
 			cfg := core.DefaultConfig("bench")
 			cfg.MaxConcurrentCalls = 1024
 			cfg.CircuitBreakerEnabled = true
-			bh, err := core.NewManager(opts...).Create(cfg)
+			bh, err := m.Create(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,18 +3,19 @@
 // with names that an OpenTelemetry-to-Prometheus exporter turns into the same metric and
 // label names.
 //
-// # Two sources
+// # One step, two sources
 //
-// Like prommetrics it has two sources. The observable instruments (running, queued and
-// abandoned calls, the limits, the state) are read from Manager.Stats in a callback, when
-// a reader collects, and cost nothing on the path of a call. The counters and histograms
-// are fed by the Manager's event hook. Wire both:
+// New attaches a Recorder to a Manager in one call; like prommetrics it reads two sources
+// of it. The observable instruments (running, queued and abandoned calls, the limits, the
+// state, the end of an isolation) are read from Manager.Stats in a callback, when a
+// reader collects, and cost nothing on the path of a call. The counters and histograms
+// come from the Manager's events, to which New subscribes (core.Manager.Subscribe).
+// Bulkheads the Manager creates later are included:
 //
-//	r, err := otelmetrics.New(meterProvider)
+//	m := core.NewManager()
+//	r, err := otelmetrics.New(m, meterProvider)
 //	if err != nil { ... }
 //	defer r.Close()
-//	m := core.NewManager(core.WithEventHook(r.Observe)) // counters and histograms
-//	r.Watch(m)                                          // observable instruments
 //
 // # Instruments
 //
@@ -22,7 +23,8 @@
 // measurement has the attribute bulkhead (the bulkhead's name):
 //
 //	bulkman.calls                 Int64Counter                   {call}  attribute outcome: success, failure, neutral
-//	bulkman.rejections            Int64Counter                   {call}  attribute reason: full, circuit_open, timeout, shutdown
+//	bulkman.rejections            Int64Counter                   {call}  attribute reason: full, circuit_open, timeout, shutdown;
+//	                                                                     attribute priority: low, normal, high, critical
 //	bulkman.timeouts              Int64Counter                   {call}  running calls whose Timeout fired
 //	bulkman.state_changes         Int64Counter                   {transition}  attribute state: the state entered
 //	bulkman.active_calls          Int64ObservableUpDownCounter   {call}
@@ -30,6 +32,8 @@
 //	bulkman.abandoned_calls       Int64ObservableUpDownCounter   {call}
 //	bulkman.max_concurrent_calls  Int64ObservableUpDownCounter   {call}
 //	bulkman.max_queue_size        Int64ObservableUpDownCounter   {call}
+//	bulkman.concurrency_limit     Int64ObservableUpDownCounter   {call}  the limit in force (Stats.ConcurrencyLimit)
+//	bulkman.open_until_timestamp  Float64ObservableGauge         s       Unix time the isolation ends; only while open
 //	bulkman.state                 Int64ObservableGauge                   attribute state: 1 for the current one, 0 for the others
 //	bulkman.queue_wait.duration   Float64Histogram               s
 //	bulkman.execution.duration    Float64Histogram               s       attribute outcome

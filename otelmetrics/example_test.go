@@ -18,13 +18,12 @@ func ExampleRecorder() {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
 
-	r, err := otelmetrics.New(mp)
+	m := core.NewManager()
+	r, err := otelmetrics.New(m, mp) // one step: events and Stats of every bulkhead of m
 	if err != nil {
 		panic(err)
 	}
 	defer r.Close()
-	m := core.NewManager(core.WithEventHook(r.Observe)) // counters and histograms
-	r.Watch(m)                                          // observable instruments
 
 	b, _ := m.Create(core.DefaultConfig("payments"))
 	ctx := context.Background()

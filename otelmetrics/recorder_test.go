@@ -25,18 +25,33 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var errBoom = errors.New("boom")
 
-// setup returns a Recorder on a MeterProvider with a manual reader, watching a new
-// Manager that has the Recorder's hook.
+// setup returns a Recorder on a MeterProvider with a manual reader, attached to a new
+// Manager.
 func setup(t *testing.T) (*sdkmetric.ManualReader, *otelmetrics.Recorder, *core.Manager) {
 	t.Helper()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { assert.NoError(t, mp.Shutdown(context.Background())) })
-	r, err := otelmetrics.New(mp)
+	m := core.NewManager()
+	r, err := otelmetrics.New(m, mp)
 	require.NoError(t, err)
-	m := core.NewManager(core.WithEventHook(r.Observe))
-	r.Watch(m)
 	return reader, r, m
+}
+
+// rejections returns the points of bulkman.rejections of bulkhead: want by reason at
+// priority normal, 0 for the other reasons and priorities.
+func rejections(bulkhead string, want map[string]int64) []metricdata.DataPoint[int64] {
+	var points []metricdata.DataPoint[int64]
+	for _, reason := range metricvocab.Reasons {
+		for _, p := range metricvocab.Priorities {
+			var v int64
+			if p == "normal" {
+				v = want[reason]
+			}
+			points = append(points, point(v, "bulkhead", bulkhead, "reason", reason, "priority", p))
+		}
+	}
+	return points
 }
 
 func create(t *testing.T, m *core.Manager, name string, mutate func(*core.Config)) *core.Bulkhead {
@@ -192,16 +207,9 @@ func TestScriptedTraffic(t *testing.T) {
 			point(1, "bulkhead", "tiny", "outcome", "failure"),
 			point(1, "bulkhead", "tiny", "outcome", "neutral"),
 		))
-		check("bulkman.rejections", counter(
-			point(1, "bulkhead", "payments", "reason", "circuit_open"),
-			point(0, "bulkhead", "payments", "reason", "full"),
-			point(0, "bulkhead", "payments", "reason", "timeout"),
-			point(0, "bulkhead", "payments", "reason", "shutdown"),
-			point(0, "bulkhead", "tiny", "reason", "circuit_open"),
-			point(1, "bulkhead", "tiny", "reason", "full"),
-			point(1, "bulkhead", "tiny", "reason", "timeout"),
-			point(1, "bulkhead", "tiny", "reason", "shutdown"),
-		))
+		check("bulkman.rejections", counter(append(
+			rejections("payments", map[string]int64{"circuit_open": 1}),
+			rejections("tiny", map[string]int64{"full": 1, "timeout": 1, "shutdown": 1})...)...))
 		check("bulkman.timeouts", counter(point(0, "bulkhead", "payments"), point(1, "bulkhead", "tiny")))
 		check("bulkman.state_changes", counter(
 			point(1, "bulkhead", "payments", "state", "isolated"),
@@ -217,6 +225,7 @@ func TestScriptedTraffic(t *testing.T) {
 			"bulkman.abandoned_calls":      {0, 0},
 			"bulkman.max_concurrent_calls": {10, 1},
 			"bulkman.max_queue_size":       {100, 1},
+			"bulkman.concurrency_limit":    {10, 1},
 		} {
 			check(name, upDown(point(v[0], "bulkhead", "payments"), point(v[1], "bulkhead", "tiny")))
 		}
@@ -237,7 +246,7 @@ func TestScriptedTraffic(t *testing.T) {
 				histogramPoint(attrs("bulkhead", "tiny"), 0, 0),
 			},
 		})
-		assert.Len(t, got, 12, "every instrument")
+		assert.Len(t, got, 13, "every instrument but bulkman.open_until_timestamp (no circuit is open)")
 		for _, name := range []string{"bulkman.calls", "bulkman.rejections", "bulkman.timeouts", "bulkman.active_calls"} {
 			assert.Equal(t, "{call}", got[name].Unit, name)
 		}
@@ -246,23 +255,74 @@ func TestScriptedTraffic(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	_, err := otelmetrics.New(nil)
+	_, err := otelmetrics.New(nil, nil)
 	assert.ErrorContains(t, err, "nil MeterProvider")
+	assert.ErrorContains(t, err, "nil Manager")
 }
 
-func TestWatchAndClose(t *testing.T) {
-	reader, r, m := setup(t)
-	create(t, m, "idle", nil)
+// TestOneStepAndClose: New alone attaches the Recorder to the bulkheads the Manager has
+// and creates later; Close detaches it.
+func TestOneStepAndClose(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer func() { assert.NoError(t, mp.Shutdown(context.Background())) }()
+	m := core.NewManager()
+	before := create(t, m, "before", nil)
+	r, err := otelmetrics.New(m, mp)
+	require.NoError(t, err)
+	after := create(t, m, "after", nil)
+	ctx := context.Background()
+	for _, b := range []*core.Bulkhead{before, after} {
+		_, err := core.Execute(ctx, b, sleepThen(0, nil))
+		require.NoError(t, err)
+	}
 	got := collect(t, reader)
 	assert.Contains(t, got, "bulkman.active_calls")
-	assert.Contains(t, got, "bulkman.calls", "an idle bulkhead's counters are exported at 0")
+	for _, name := range []string{"before", "after"} {
+		assert.Equal(t, int64(1), sumValue(t, got["bulkman.calls"], attrs("bulkhead", name, "outcome", "success")), name)
+	}
 
-	r.Watch(nil)
-	assert.NotContains(t, collect(t, reader), "bulkman.max_queue_size", "no Manager, no observations")
-
-	r.Watch(m)
 	require.NoError(t, r.Close())
-	assert.NotContains(t, collect(t, reader), "bulkman.max_queue_size", "Close unregisters the callback")
+	assert.NoError(t, r.Close(), "a second Close does nothing")
+	_, err = core.Execute(ctx, after, sleepThen(0, nil))
+	require.NoError(t, err)
+	got = collect(t, reader)
+	assert.NotContains(t, got, "bulkman.max_queue_size", "Close unregisters the callback")
+	assert.Equal(t, int64(1), sumValue(t, got["bulkman.calls"], attrs("bulkhead", "after", "outcome", "success")),
+		"Close unsubscribes from the events")
+}
+
+// TestOpenUntilAndPriority: the end of an isolation is observed only while the circuit
+// is open; a rejection counts under the refused call's priority.
+func TestOpenUntilAndPriority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader, r, m := setup(t)
+		b := create(t, m, "payments", func(cfg *core.Config) {
+			cfg.CircuitBreakerEnabled, cfg.FailureThreshold, cfg.IsolationDuration = true, 1, 30*time.Second
+		})
+		ctx := context.Background()
+		_, err := core.Execute(ctx, b, sleepThen(0, errBoom))
+		require.NoError(t, err)
+		until := b.Stats().OpenUntil
+		require.False(t, until.IsZero())
+		got := collect(t, reader)
+		if g, ok := got["bulkman.open_until_timestamp"].Data.(metricdata.Gauge[float64]); assert.True(t, ok) && assert.Len(t, g.DataPoints, 1) {
+			assert.Equal(t, float64(until.UnixNano())/1e9, g.DataPoints[0].Value)
+			assert.Equal(t, "s", got["bulkman.open_until_timestamp"].Unit)
+		}
+		time.Sleep(30 * time.Second)
+		_, err = core.Execute(ctx, b, sleepThen(0, nil))
+		require.NoError(t, err)
+		got = collect(t, reader)
+		if g, ok := got["bulkman.open_until_timestamp"].Data.(metricdata.Gauge[float64]); ok {
+			assert.Empty(t, g.DataPoints, "closed: no end of isolation")
+		}
+
+		otelmetrics.Observe(r, core.Event{Kind: core.EventRejected, Bulkhead: "payments", Err: core.ErrFull, Priority: core.PriorityLow})
+		got = collect(t, reader)
+		assert.Equal(t, int64(1), sumValue(t, got["bulkman.rejections"], attrs("bulkhead", "payments", "reason", "full", "priority", "low")))
+		assert.Equal(t, int64(0), sumValue(t, got["bulkman.rejections"], attrs("bulkhead", "payments", "reason", "full", "priority", "normal")))
+	})
 }
 
 // TestConcurrentUse records from several goroutines while a reader collects.
@@ -315,8 +375,9 @@ func TestConcurrentUse(t *testing.T) {
 	assert.Equal(t, want, total)
 }
 
-// TestRemovedBulkhead: a bulkhead taken out of the watched Manager is no longer observed
-// (its gauges go) and keeps its counters, which a new bulkhead of the same name goes on.
+// TestRemovedBulkhead: a bulkhead taken out of the Manager is no longer observed (its
+// gauges go, its calls are not counted) and keeps its counters, which a new bulkhead of
+// the same name goes on.
 func TestRemovedBulkhead(t *testing.T) {
 	reader, _, m := setup(t)
 	b := create(t, m, "tenant-a", nil)
@@ -325,6 +386,8 @@ func TestRemovedBulkhead(t *testing.T) {
 	require.NoError(t, err)
 	_, ok := m.Remove("tenant-a")
 	require.True(t, ok)
+	_, err = core.Execute(context.Background(), b, sleepThen(0, nil)) // its holder still uses it
+	require.NoError(t, err)
 
 	got := collect(t, reader)
 	metricdatatest.AssertAggregationsEqual(t, upDown(point(0, "bulkhead", "tenant-b")),
@@ -364,7 +427,7 @@ func TestUnknownEvents(t *testing.T) {
 		{Kind: core.EventStateChanged, To: core.State(3)},
 	} {
 		e.Bulkhead = "odd"
-		r.Observe(e)
+		otelmetrics.Observe(r, e)
 	}
 	got := collect(t, reader)
 	for metric, key := range map[string]string{"bulkman.state_changes": "state", "bulkman.calls": "outcome", "bulkman.rejections": "reason"} {
@@ -392,5 +455,5 @@ func TestHookDoesNotAllocate(t *testing.T) {
 	assert.Zero(t, allocs, "Execute with the recorder's hook")
 
 	e := core.Event{Kind: core.EventRejected, Bulkhead: "allocs", Err: core.ErrFull}
-	assert.Zero(t, testing.AllocsPerRun(1000, func() { r.Observe(e) }), "a rejection")
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { otelmetrics.Observe(r, e) }), "a rejection")
 }

@@ -1,6 +1,6 @@
 // Package pgstore keeps the circuit state of bulkhead replicas in PostgreSQL, so that the
-// replicas share it: a core.CircuitStore on pgx v5 (seed: resilient-circuit's PostgreSQL
-// storage, with a namespace per storage).
+// replicas share it: a core.CircuitStore on pgx v5, with a namespace per store (as Python
+// bulkman's resilient-circuit storage has).
 //
 //	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 //	...
@@ -8,43 +8,25 @@
 //	...
 //	defer store.Close()
 //	m := core.NewManager(core.WithCircuitStore(store))
-//	defer m.Shutdown(ctx) // before store.Close
+//	defer m.Shutdown(ctx) // before store.Close, so that the last transitions are written
 //
-// # The table
+// New creates its table if it is missing (WithTable picks another): one row per circuit,
+// keyed by namespace and the bulkhead's name. Stores of different namespaces share the
+// table but never see each other's circuits.
 //
-// One row per circuit, keyed by (namespace, name), in a table New creates if it is missing:
-//
-//	namespace  text        NOT NULL
-//	name       text        NOT NULL  -- the bulkhead's Config.Name
-//	status     text        NOT NULL  -- CLOSED, OPEN or HALF_OPEN
-//	open_until timestamptz NULL      -- end of the isolation when OPEN
-//	updated_at timestamptz NOT NULL  -- when the writer changed state
-//	PRIMARY KEY (namespace, name)
-//
-// Times are stored in UTC to the microsecond. Stores of different namespaces share the
-// table but never see each other's circuits (WithNamespace); WithTable picks another
-// table. Rows that are not a valid state (an unknown status, an OPEN without a finite
-// open_until) are ignored, never block a write, and are replaced by the next one.
-// updated_at is information only: a NULL or infinite one reads as a zero UpdatedAt.
-//
-// # Guarded writes and notifications
-//
-// Writes are guarded in the database: a stored OPEN whose open_until is after the
-// database's now() is never overwritten, so the first replica to open a circuit decides
-// when it ends. Each write notifies the other replicas through LISTEN/NOTIFY (one channel
-// per table and namespace), so they adopt an OPEN within milliseconds; core's
-// HealthCheckInterval poll covers notifications lost while a connection was down.
-//
-// The listening connection needs a session of its own: point the pool at PostgreSQL
-// itself or at a pooler in session mode (a transaction-mode pooler drops LISTEN; the
-// poll then still converges, every HealthCheckInterval).
-//
-// # Off the request path
+// Writes are guarded in the database: a stored OPEN whose end has not passed is never
+// overwritten, so the first replica to open a circuit decides when it ends. Each write
+// notifies the other replicas through LISTEN/NOTIFY, so they adopt an OPEN within
+// milliseconds; core's HealthCheckInterval poll covers notifications lost while a
+// connection was down. The listening connection needs a session of its own: point the
+// pool at PostgreSQL itself or at a pooler in session mode.
 //
 // core never calls the store on a call's path: it loads a circuit's state when a bulkhead
 // is created, and writes transitions from a goroutine of its own with a deadline (see
-// core.WithStoreTimeout). So a slow or unreachable database delays no call. Shut the
-// bulkheads down before Close, so that their last transitions are written.
+// core.WithStoreTimeout). So a slow or unreachable database delays no call.
+//
+// The user guide (docs/user-guide.md, "Shared circuit state in PostgreSQL") has the table's
+// columns and the rules of sharing.
 package pgstore
 
 import (

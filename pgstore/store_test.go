@@ -240,13 +240,16 @@ func TestSaveRecoversAfterExpiry(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, newPool(t, database(t, nil)))
 	ctx := context.Background()
-	_, err := s.Save(ctx, open(time.Now().Add(200*time.Millisecond)))
+	// A second of isolation: long enough that a loaded machine still sees it live, short
+	// enough to wait out.
+	until := time.Now().Add(time.Second)
+	_, err := s.Save(ctx, open(until))
 	require.NoError(t, err)
 	got, err := s.Save(ctx, core.CircuitRecord{Name: "api", Status: core.StatusHalfOpen})
 	require.NoError(t, err)
 	require.Equal(t, core.StatusOpen, got.Status, "still live")
 
-	time.Sleep(250 * time.Millisecond)
+	time.Sleep(time.Until(until) + 50*time.Millisecond)
 	for _, status := range []string{core.StatusHalfOpen, core.StatusClosed} {
 		w := core.CircuitRecord{Name: "api", Status: status, UpdatedAt: time.Now()}
 		got, err := s.Save(ctx, w)

@@ -23,30 +23,21 @@ var sink int
 //go:noinline
 func noop(context.Context) (int, error) { sink++; return sink, nil }
 
-// benchHooks are the hooks compared; nil is the baseline.
+// benchHooks are the hooks compared, each attached to a Manager; "none" is the baseline.
 var benchHooks = []struct {
-	name string
-	new  func() (func(core.Event), func(*core.Manager))
+	name   string
+	attach func(*core.Manager)
 }{
-	{"none", func() (func(core.Event), func(*core.Manager)) { return nil, nil }},
-	{"collector", func() (func(core.Event), func(*core.Manager)) {
-		c := New()
-		prometheus.NewRegistry().MustRegister(c)
-		return c.Observe, c.Watch
-	}},
-	{"client_golang", func() (func(core.Event), func(*core.Manager)) {
-		return newClientGolangHook().observe, nil
-	}},
+	{"none", func(*core.Manager) {}},
+	{"collector", func(m *core.Manager) { prometheus.NewRegistry().MustRegister(New(m)) }},
+	{"client_golang", func(m *core.Manager) { m.Subscribe(newClientGolangHook().observe) }},
 }
 
 // benchBulkhead returns a bulkhead configured like core's own benchmarks (room for every
-// call, breaker on), with hook h.
-func benchBulkhead(tb testing.TB, h func() (func(core.Event), func(*core.Manager))) *core.Bulkhead {
-	hook, watch := h()
-	m := core.NewManager(core.WithEventHook(hook)) // a nil hook is ignored
-	if watch != nil {
-		watch(m)
-	}
+// call, breaker on), of a Manager that attach wires.
+func benchBulkhead(tb testing.TB, attach func(*core.Manager), opts ...core.Option) *core.Bulkhead {
+	m := core.NewManager(opts...)
+	attach(m)
 	cfg := core.DefaultConfig("bench")
 	cfg.MaxConcurrentCalls = 1024
 	cfg.CircuitBreakerEnabled = true
@@ -60,7 +51,7 @@ func benchBulkhead(tb testing.TB, h func() (func(core.Event), func(*core.Manager
 func BenchmarkExecute(b *testing.B) {
 	for _, h := range benchHooks {
 		b.Run("hook="+h.name, func(b *testing.B) {
-			bh := benchBulkhead(b, h.new)
+			bh := benchBulkhead(b, h.attach)
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -75,7 +66,7 @@ func BenchmarkExecute(b *testing.B) {
 func BenchmarkExecuteParallel(b *testing.B) {
 	for _, h := range benchHooks {
 		b.Run("hook="+h.name, func(b *testing.B) {
-			bh := benchBulkhead(b, h.new)
+			bh := benchBulkhead(b, h.attach)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -118,7 +109,8 @@ func (h *clientGolangHook) observe(e core.Event) {
 }
 
 // BenchmarkHookOverhead compares, under the same conditions, Execute without a hook, with
-// a hook that does nothing (the cost of events in core), and with the Collector's hook.
+// a hook that does nothing given with core.WithEventHook and subscribed with
+// Manager.Subscribe (the cost of events in core, by either way), and with the Collector.
 // It interleaves them in batches of 256 calls, rotating which goes first, and times each
 // batch in CPU time of the benchmark's thread: on a shared machine, wall time also counts
 // the moments other processes hold the CPU, which swamps a difference of tens of
@@ -126,15 +118,17 @@ func (h *clientGolangHook) observe(e core.Event) {
 // it with -count and read the medians.
 func BenchmarkHookOverhead(b *testing.B) {
 	const batch = 256
+	empty := func(core.Event) {}
 	variants := []*core.Bulkhead{
-		benchBulkhead(b, benchHooks[0].new),
-		benchBulkhead(b, func() (func(core.Event), func(*core.Manager)) { return func(core.Event) {}, nil }),
-		benchBulkhead(b, benchHooks[1].new),
+		benchBulkhead(b, benchHooks[0].attach),
+		benchBulkhead(b, benchHooks[0].attach, core.WithEventHook(empty)),
+		benchBulkhead(b, func(m *core.Manager) { m.Subscribe(empty) }),
+		benchBulkhead(b, benchHooks[1].attach),
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	ctx := context.Background()
-	var spent [3]time.Duration
+	var spent [4]time.Duration
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		for k := range variants {
@@ -151,15 +145,16 @@ func BenchmarkHookOverhead(b *testing.B) {
 	calls := float64(b.N) * batch
 	b.ReportMetric(float64(spent[0].Nanoseconds())/calls, "base-cpu-ns/call")
 	b.ReportMetric(float64(spent[1])/float64(spent[0]), "empty-hook-ratio")
-	b.ReportMetric(float64(spent[2])/float64(spent[0]), "collector-ratio")
+	b.ReportMetric(float64(spent[2])/float64(spent[0]), "empty-subscriber-ratio")
+	b.ReportMetric(float64(spent[3])/float64(spent[0]), "collector-ratio")
 }
 
 // BenchmarkObserve is the hook alone, on an event of a call that did not wait.
 func BenchmarkObserve(b *testing.B) {
-	c := New()
+	c := New(nil)
 	e := core.Event{Kind: core.EventFinished, Bulkhead: "bench", ExecutionTime: 50 * time.Microsecond}
 	b.ReportAllocs()
 	for b.Loop() {
-		c.Observe(e)
+		c.observe(e)
 	}
 }

@@ -12,17 +12,17 @@ import (
 	"github.com/bulkman-go/bulkman/internal/metricvocab"
 )
 
-// Collector is a prometheus.Collector over one core.Manager: give its Observe method to
-// core.NewManager with core.WithEventHook, and the Manager to Watch (see the package
-// documentation for why it needs both).
+// Collector is a prometheus.Collector over one core.Manager, attached to it by New.
 //
 // A Collector is safe for concurrent use. The zero Collector is not usable: call New.
 type Collector struct {
-	manager atomic.Pointer[core.Manager]
+	manager     *core.Manager // nil: nothing to export
+	unsubscribe func()
+	closed      atomic.Bool
 
 	// series maps a bulkhead's name to its counters, and byAddr the address of the
 	// name's bytes (see lookup). Both maps are copied on write (once per new bulkhead), so
-	// that Observe reads them without a lock or an allocation.
+	// that observe reads them without a lock or an allocation.
 	series   atomic.Pointer[map[string]*series]
 	byAddr   atomic.Pointer[map[*byte]*series]
 	seriesMu sync.Mutex // serialises writers of series and byAddr
@@ -32,14 +32,15 @@ type Collector struct {
 	calls, rejections, timeouts, stateChanges    *prometheus.Desc
 	queueWait, execution                         *prometheus.Desc
 	active, queued, abandoned, maxConc, maxQueue *prometheus.Desc
-	state                                        *prometheus.Desc
+	limit, state, openUntil                      *prometheus.Desc
 }
 
-// The label values; Observe picks a counter by the index of its label value.
+// The label values; observe picks a counter by the index of its label value.
 var (
-	outcomeNames = metricvocab.Outcomes
-	reasonNames  = metricvocab.Reasons
-	states       = metricvocab.States
+	outcomeNames  = metricvocab.Outcomes
+	reasonNames   = metricvocab.Reasons
+	priorityNames = metricvocab.Priorities
+	states        = metricvocab.States
 )
 
 // series is what the hook records for one bulkhead, laid out so that a call that did not
@@ -57,7 +58,7 @@ type series struct {
 	name         string
 	execution    [2][len(outcomeNames)]histogram // [waited][outcome]
 	queueWait    histogram                       // calls that waited
-	rejections   [len(reasonNames)]atomic.Uint64
+	rejections   [len(reasonNames)][len(priorityNames)]atomic.Uint64
 	timeouts     atomic.Uint64
 	stateChanges [len(states)]atomic.Uint64
 }
@@ -92,10 +93,14 @@ const (
 	labelBulkhead = "bulkhead"
 )
 
-// New returns a Collector that watches no Manager yet. Register it with a
-// prometheus.Registerer once; registering it twice with one Registerer fails because the
-// metric names are taken.
-func New(opts ...Option) *Collector {
+// New returns a Collector of m's bulkheads, attached to m in this one step: it subscribes
+// to m's events (core.Manager.Subscribe) for the counters and histograms, and reads m's
+// Stats at every scrape for the gauges. Bulkheads m creates later are included; Close
+// detaches it. A nil m gives a Collector that exports nothing.
+//
+// Register the Collector with a prometheus.Registerer once; registering it twice with one
+// Registerer fails because the metric names are taken.
+func New(m *core.Manager, opts ...Option) *Collector {
 	var o options
 	for _, opt := range opts {
 		if opt != nil {
@@ -113,8 +118,8 @@ func New(opts ...Option) *Collector {
 			"Admitted calls that ended, by outcome: success, failure (error, panic or timeout) or neutral (the caller went away).",
 			"outcome"),
 		rejections: desc("rejections_total",
-			"Calls the bulkhead refused, by reason: full, circuit_open, timeout (while queued) or shutdown.",
-			"reason"),
+			"Calls the bulkhead refused, by reason (full, circuit_open, timeout while queued, or shutdown) and by the refused call's priority (low, normal, high, critical).",
+			"reason", "priority"),
 		timeouts: desc("timeouts_total",
 			"Running calls whose timeout fired; bulkman_calls_total counts them with outcome failure."),
 		stateChanges: desc("state_changes_total",
@@ -130,19 +135,31 @@ func New(opts ...Option) *Collector {
 		abandoned: desc("abandoned_calls", "Timed-out functions still running and still holding a permit."),
 		maxConc:   desc("max_concurrent_calls", "The most calls that may run at once (Config.MaxConcurrentCalls)."),
 		maxQueue:  desc("max_queue_size", "The most callers that may wait for a permit (Config.MaxQueueSize)."),
+		limit: desc("concurrency_limit",
+			"The concurrency limit in force now: max_concurrent_calls for a static bulkhead, the limit an adaptive one found (Stats.ConcurrencyLimit)."),
+		openUntil: desc("open_until_timestamp_seconds",
+			"While the circuit is open: when its isolation ends, in seconds since the Unix epoch (Stats.OpenUntil). Absent otherwise."),
 		state: desc("state",
 			"1 for the bulkhead's current state, 0 for the others: healthy (circuit closed, or no breaker), degraded (half-open), isolated (open).",
 			"state"),
 	}
 	c.series.Store(&map[string]*series{})
 	c.byAddr.Store(&map[*byte]*series{})
+	c.manager = m
+	c.unsubscribe = func() {}
+	if m != nil {
+		c.unsubscribe = m.Subscribe(c.observe)
+	}
 	return c
 }
 
-// Watch makes c read its gauges from m's Stats at every scrape, and export zeroed
-// counters for each of m's bulkheads. m should be the Manager whose event hook is
-// c.Observe. A later call replaces m; a nil m stops the gauges.
-func (c *Collector) Watch(m *core.Manager) { c.manager.Store(m) }
+// Close detaches c from its Manager: its counters and histograms stop counting, and its
+// gauges are no longer exported. What it counted so far is still exported while it stays
+// registered. Close is idempotent.
+func (c *Collector) Close() {
+	c.unsubscribe()
+	c.closed.Store(true)
+}
 
 // Describe sends the descriptors of every metric c exports. It implements
 // prometheus.Collector.
@@ -155,14 +172,14 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{
 		c.calls, c.rejections, c.timeouts, c.stateChanges, c.queueWait, c.execution,
-		c.active, c.queued, c.abandoned, c.maxConc, c.maxQueue, c.state,
+		c.active, c.queued, c.abandoned, c.maxConc, c.maxQueue, c.limit, c.state, c.openUntil,
 	}
 }
 
-// Collect sends every metric: the gauges from the watched Manager's Stats, the counters
-// and histograms from what Observe recorded. It implements prometheus.Collector.
+// Collect sends every metric: the gauges from the Manager's Stats, the counters and
+// histograms from its events. It implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	if m := c.manager.Load(); m != nil {
+	if m := c.manager; m != nil && !c.closed.Load() {
 		stats := m.Stats()
 		c.track(stats)
 		for name, s := range stats {
@@ -174,6 +191,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.abandoned, s.AbandonedTasks)
 			gauge(c.maxConc, s.MaxConcurrentCalls)
 			gauge(c.maxQueue, s.MaxQueueSize)
+			gauge(c.limit, s.ConcurrencyLimit)
+			if !s.OpenUntil.IsZero() {
+				ch <- prometheus.MustNewConstMetric(c.openUntil, prometheus.GaugeValue,
+					float64(s.OpenUntil.UnixNano())/1e9, name)
+			}
 			for _, st := range states {
 				v := 0.0
 				if s.State == st {
@@ -206,8 +228,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if count, buckets, seconds := ql.exposition(queueCounts, queueSum); count > 0 {
 			ch <- prometheus.MustNewConstHistogram(c.queueWait, count, seconds, buckets, name)
 		}
-		for i := range s.rejections {
-			counter(c.rejections, s.rejections[i].Load(), reasonNames[i])
+		for r := range s.rejections {
+			for p := range s.rejections[r] {
+				counter(c.rejections, s.rejections[r][p].Load(), reasonNames[r], priorityNames[p])
+			}
 		}
 		counter(c.timeouts, s.timeouts.Load())
 		for i := range s.stateChanges {
@@ -263,15 +287,15 @@ func (c *Collector) newSeries(name string) *series {
 	return s
 }
 
-// track creates the series of each bulkhead in stats (the watched Manager's), so that
+// track creates the series of each bulkhead in stats (the Manager's), so that
 // its counters are exported at 0 before anything happens, and makes byAddr the addresses
 // of these bulkheads' names. The keys of Manager.Stats are the bulkheads' own name
 // strings, the ones their events carry: a bulkhead removed from the Manager and created
 // again under the same name, from a string built at run time, carries a new address,
 // which lookup would otherwise never learn (it remembers the first address of a name
 // only). Rebuilding here, when a live bulkhead's address is missing or byAddr holds more
-// than the live bulkheads, keeps Observe free of that work and byAddr bounded by the live
-// bulkheads; a bulkhead the watched Manager does not have takes the slow path. While the
+// than the live bulkheads, keeps observe free of that work and byAddr bounded by the live
+// bulkheads; a bulkhead the Manager does not have takes the slow path. While the
 // bulkheads stay the same, track costs a map read per bulkhead.
 func (c *Collector) track(stats map[string]core.Stats) {
 	if byAddr := *c.byAddr.Load(); len(byAddr) <= len(stats) {
@@ -308,10 +332,9 @@ func (c *Collector) track(stats map[string]core.Stats) {
 	c.byAddr.Store(&byAddr)
 }
 
-// Observe records e. It is the event hook to give to core.WithEventHook, and is safe for
-// concurrent use. It takes no lock and does not allocate, except the first time it sees
-// a bulkhead.
-func (c *Collector) Observe(e core.Event) {
+// observe records e: it is what New subscribes to the Manager. It takes no lock and does
+// not allocate, except the first time it sees a bulkhead.
+func (c *Collector) observe(e core.Event) {
 	s := c.lookup(e.Bulkhead)
 	switch e.Kind {
 	case core.EventFinished:
@@ -325,7 +348,7 @@ func (c *Collector) Observe(e core.Event) {
 		}
 	case core.EventRejected:
 		if r := metricvocab.Reason(e.Err); r >= 0 {
-			s.rejections[r].Add(1)
+			s.rejections[r][metricvocab.PriorityIndex(e.Priority)].Add(1)
 		}
 	case core.EventTimedOut:
 		s.timeouts.Add(1)

@@ -26,13 +26,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var errBoom = errors.New("boom")
 
-// setup returns a Collector watching a new Manager that has the Collector's hook.
+// setup returns a Collector attached to a new Manager.
 func setup(t *testing.T, opts ...prommetrics.Option) (*prommetrics.Collector, *core.Manager) {
 	t.Helper()
-	c := prommetrics.New(opts...)
-	m := core.NewManager(core.WithEventHook(c.Observe))
-	c.Watch(m)
-	return c, m
+	m := core.NewManager()
+	return prommetrics.New(m, opts...), m
 }
 
 func create(t *testing.T, m *core.Manager, name string, mutate func(*core.Config)) *core.Bulkhead {
@@ -139,16 +137,40 @@ bulkman_calls_total{bulkhead="archive",outcome="success"} 0
 bulkman_calls_total{bulkhead="payments",outcome="failure"} 2
 bulkman_calls_total{bulkhead="payments",outcome="neutral"} 1
 bulkman_calls_total{bulkhead="payments",outcome="success"} 4
-# HELP bulkman_rejections_total Calls the bulkhead refused, by reason: full, circuit_open, timeout (while queued) or shutdown.
+# HELP bulkman_rejections_total Calls the bulkhead refused, by reason (full, circuit_open, timeout while queued, or shutdown) and by the refused call's priority (low, normal, high, critical).
 # TYPE bulkman_rejections_total counter
-bulkman_rejections_total{bulkhead="archive",reason="circuit_open"} 0
-bulkman_rejections_total{bulkhead="archive",reason="full"} 0
-bulkman_rejections_total{bulkhead="archive",reason="shutdown"} 1
-bulkman_rejections_total{bulkhead="archive",reason="timeout"} 0
-bulkman_rejections_total{bulkhead="payments",reason="circuit_open"} 1
-bulkman_rejections_total{bulkhead="payments",reason="full"} 1
-bulkman_rejections_total{bulkhead="payments",reason="shutdown"} 0
-bulkman_rejections_total{bulkhead="payments",reason="timeout"} 1
+bulkman_rejections_total{bulkhead="archive",priority="critical",reason="circuit_open"} 0
+bulkman_rejections_total{bulkhead="archive",priority="high",reason="circuit_open"} 0
+bulkman_rejections_total{bulkhead="archive",priority="low",reason="circuit_open"} 0
+bulkman_rejections_total{bulkhead="archive",priority="normal",reason="circuit_open"} 0
+bulkman_rejections_total{bulkhead="archive",priority="critical",reason="full"} 0
+bulkman_rejections_total{bulkhead="archive",priority="high",reason="full"} 0
+bulkman_rejections_total{bulkhead="archive",priority="low",reason="full"} 0
+bulkman_rejections_total{bulkhead="archive",priority="normal",reason="full"} 0
+bulkman_rejections_total{bulkhead="archive",priority="critical",reason="shutdown"} 0
+bulkman_rejections_total{bulkhead="archive",priority="high",reason="shutdown"} 0
+bulkman_rejections_total{bulkhead="archive",priority="low",reason="shutdown"} 0
+bulkman_rejections_total{bulkhead="archive",priority="normal",reason="shutdown"} 1
+bulkman_rejections_total{bulkhead="archive",priority="critical",reason="timeout"} 0
+bulkman_rejections_total{bulkhead="archive",priority="high",reason="timeout"} 0
+bulkman_rejections_total{bulkhead="archive",priority="low",reason="timeout"} 0
+bulkman_rejections_total{bulkhead="archive",priority="normal",reason="timeout"} 0
+bulkman_rejections_total{bulkhead="payments",priority="critical",reason="circuit_open"} 0
+bulkman_rejections_total{bulkhead="payments",priority="high",reason="circuit_open"} 0
+bulkman_rejections_total{bulkhead="payments",priority="low",reason="circuit_open"} 0
+bulkman_rejections_total{bulkhead="payments",priority="normal",reason="circuit_open"} 1
+bulkman_rejections_total{bulkhead="payments",priority="critical",reason="full"} 0
+bulkman_rejections_total{bulkhead="payments",priority="high",reason="full"} 0
+bulkman_rejections_total{bulkhead="payments",priority="low",reason="full"} 0
+bulkman_rejections_total{bulkhead="payments",priority="normal",reason="full"} 1
+bulkman_rejections_total{bulkhead="payments",priority="critical",reason="shutdown"} 0
+bulkman_rejections_total{bulkhead="payments",priority="high",reason="shutdown"} 0
+bulkman_rejections_total{bulkhead="payments",priority="low",reason="shutdown"} 0
+bulkman_rejections_total{bulkhead="payments",priority="normal",reason="shutdown"} 0
+bulkman_rejections_total{bulkhead="payments",priority="critical",reason="timeout"} 0
+bulkman_rejections_total{bulkhead="payments",priority="high",reason="timeout"} 0
+bulkman_rejections_total{bulkhead="payments",priority="low",reason="timeout"} 0
+bulkman_rejections_total{bulkhead="payments",priority="normal",reason="timeout"} 1
 # HELP bulkman_timeouts_total Running calls whose timeout fired; bulkman_calls_total counts them with outcome failure.
 # TYPE bulkman_timeouts_total counter
 bulkman_timeouts_total{bulkhead="archive"} 0
@@ -252,29 +274,40 @@ func TestLint(t *testing.T) {
 	require.NoError(t, reg.Register(c))
 	_, err = reg.Gather()
 	assert.NoError(t, err, "the descriptors match what Collect sends")
-	assert.Error(t, reg.Register(prommetrics.New()), "a second Collector's names are taken")
+	assert.Error(t, reg.Register(prommetrics.New(m)), "a second Collector's names are taken")
 }
 
-func TestWithoutWatchOnlyTheHookFeeds(t *testing.T) {
-	c := prommetrics.New()
-	m := core.NewManager(core.WithEventHook(c.Observe))
-	b := create(t, m, "hooked", nil)
-	_, err := core.Execute(context.Background(), b, sleepThen(0, nil))
+// TestOneStep: New alone attaches the Collector: bulkheads the Manager had before and
+// creates after are counted and have gauges; Close detaches it.
+func TestOneStep(t *testing.T) {
+	ctx := context.Background()
+	m := core.NewManager()
+	before := create(t, m, "before", nil)
+	c := prommetrics.New(m)
+	after := create(t, m, "after", nil)
+	for _, b := range []*core.Bulkhead{before, after} {
+		_, err := core.Execute(ctx, b, sleepThen(0, nil))
+		require.NoError(t, err)
+	}
+	g := registry(t, c)
+	assert.Equal(t, 1.0, counterValue(t, g, "bulkman_calls_total", "before", "success"))
+	assert.Equal(t, 1.0, counterValue(t, g, "bulkman_calls_total", "after", "success"))
+	n, err := testutil.GatherAndCount(g, "bulkman_active_calls", "bulkman_state")
 	require.NoError(t, err)
+	assert.Equal(t, 8, n, "two bulkheads: one active_calls and three state series each")
 
-	n, err := testutil.GatherAndCount(registry(t, c), "bulkman_calls_total", "bulkman_active_calls", "bulkman_state")
+	c.Close()
+	c.Close() // idempotent
+	_, err = core.Execute(ctx, after, sleepThen(0, nil))
 	require.NoError(t, err)
-	assert.Equal(t, 3, n, "the three outcomes, and no gauges without a watched Manager")
+	assert.Equal(t, 1.0, counterValue(t, g, "bulkman_calls_total", "after", "success"), "no longer counting")
+	n, err = testutil.GatherAndCount(g, "bulkman_active_calls")
+	require.NoError(t, err)
+	assert.Zero(t, n, "no gauges once closed")
 
-	c.Watch(m)
-	n, err = testutil.GatherAndCount(registry(t, c), "bulkman_active_calls", "bulkman_state")
+	n, err = testutil.GatherAndCount(registry(t, prommetrics.New(nil)))
 	require.NoError(t, err)
-	assert.Equal(t, 4, n)
-
-	c.Watch(nil)
-	n, err = testutil.GatherAndCount(registry(t, c), "bulkman_active_calls")
-	require.NoError(t, err)
-	assert.Zero(t, n)
+	assert.Zero(t, n, "a Collector of no Manager exports nothing")
 }
 
 func registry(t *testing.T, c prometheus.Collector) *prometheus.Registry {
@@ -373,7 +406,7 @@ func TestHookDoesNotAllocate(t *testing.T) {
 	assert.Zero(t, allocs, "Execute with the collector's hook")
 
 	e := core.Event{Kind: core.EventRejected, Bulkhead: "allocs", Err: core.ErrFull}
-	assert.Zero(t, testing.AllocsPerRun(1000, func() { c.Observe(e) }), "a rejection")
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { prommetrics.Observe(c, e) }), "a rejection")
 }
 
 // TestHammer scrapes while calls of several bulkheads run, then checks that the counters
@@ -423,13 +456,13 @@ func TestHammer(t *testing.T) {
 			got := counterValue(t, reg, "bulkman_calls_total", name, outcome)
 			assert.Equal(t, float64(want), got, "%s %s", name, outcome)
 		}
-		assert.Equal(t, float64(s.RejectedExecutions), counterValue(t, reg, "bulkman_rejections_total", name, "full"), name)
+		assert.Equal(t, float64(s.RejectedExecutions), counterValue(t, reg, "bulkman_rejections_total", name, "normal", "full"), name)
 	}
 }
 
 // counterValue returns the value of the series of metric with the label values
-// (bulkhead first).
-func counterValue(t *testing.T, g prometheus.Gatherer, metric, bulkhead, second string) float64 {
+// (bulkhead first, then the others in the order of their names).
+func counterValue(t *testing.T, g prometheus.Gatherer, metric string, values ...string) float64 {
 	t.Helper()
 	families, err := g.Gather()
 	require.NoError(t, err)
@@ -437,14 +470,21 @@ func counterValue(t *testing.T, g prometheus.Gatherer, metric, bulkhead, second 
 		if f.GetName() != metric {
 			continue
 		}
+	series:
 		for _, s := range f.GetMetric() {
 			ls := s.GetLabel()
-			if len(ls) == 2 && ls[0].GetValue() == bulkhead && ls[1].GetValue() == second {
-				return s.GetCounter().GetValue()
+			if len(ls) != len(values) {
+				continue
 			}
+			for i, l := range ls {
+				if l.GetValue() != values[i] {
+					continue series
+				}
+			}
+			return s.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no %s{%s,%s}", metric, bulkhead, second)
+	t.Fatalf("no %s%q", metric, values)
 	return 0
 }
 
@@ -456,11 +496,11 @@ func TestSameNameAnotherString(t *testing.T) {
 	_, err := core.Execute(context.Background(), b, sleepThen(0, nil))
 	require.NoError(t, err)
 	for range 3 {
-		c.Observe(core.Event{Kind: core.EventRejected, Bulkhead: string([]byte("payments")), Err: core.ErrFull})
+		prommetrics.Observe(c, core.Event{Kind: core.EventRejected, Bulkhead: string([]byte("payments")), Err: core.ErrFull})
 	}
-	c.Observe(core.Event{Kind: core.EventRejected, Bulkhead: "pay", Err: core.ErrFull}) // a prefix: another bulkhead
-	assert.Equal(t, 3.0, counterValue(t, registry(t, c), "bulkman_rejections_total", "payments", "full"))
-	assert.Equal(t, 1.0, counterValue(t, registry(t, c), "bulkman_rejections_total", "pay", "full"))
+	prommetrics.Observe(c, core.Event{Kind: core.EventRejected, Bulkhead: "pay", Err: core.ErrFull}) // a prefix: another bulkhead
+	assert.Equal(t, 3.0, counterValue(t, registry(t, c), "bulkman_rejections_total", "payments", "normal", "full"))
+	assert.Equal(t, 1.0, counterValue(t, registry(t, c), "bulkman_rejections_total", "pay", "normal", "full"))
 	assert.Equal(t, 1.0, counterValue(t, registry(t, c), "bulkman_calls_total", "payments", "success"))
 }
 
@@ -474,7 +514,7 @@ func TestTimedOutOutcome(t *testing.T) {
 		require.NoError(t, err)
 		time.Sleep(2 * time.Second)
 		require.NoError(t, p.Release(core.TimedOut))
-		c.Observe(core.Event{Kind: core.EventFinished, Bulkhead: "mw", Outcome: core.TimedOut})
+		prommetrics.Observe(c, core.Event{Kind: core.EventFinished, Bulkhead: "mw", Outcome: core.TimedOut})
 		reg := registry(t, c)
 		assert.Equal(t, 2.0, counterValue(t, reg, "bulkman_calls_total", "mw", "failure"))
 		families, err := reg.Gather()
@@ -487,9 +527,9 @@ func TestTimedOutOutcome(t *testing.T) {
 	})
 }
 
-// TestRemovedBulkhead: a bulkhead taken out of the watched Manager loses its gauges at
-// the next scrape and keeps its counters (a counter never goes back), and a new bulkhead
-// of the same name counts on in the same series.
+// TestRemovedBulkhead: a bulkhead taken out of the Manager loses its gauges at the next
+// scrape and keeps its counters (a counter never goes back), but counts no more calls;
+// a new bulkhead of the same name counts on in the same series.
 func TestRemovedBulkhead(t *testing.T) {
 	c, m := setup(t)
 	b := create(t, m, "tenant-a", nil)
@@ -509,10 +549,11 @@ bulkman_active_calls{bulkhead="tenant-b"} 0
 
 	_, err = core.Execute(context.Background(), b, sleepThen(0, nil)) // its holder still uses it
 	require.NoError(t, err)
+	assert.Equal(t, 1.0, counterValue(t, g, "bulkman_calls_total", "tenant-a", "success"), "a removed bulkhead is no longer counted")
 	again := create(t, m, "tenant-a", nil)
 	_, err = core.Execute(context.Background(), again, sleepThen(0, nil))
 	require.NoError(t, err)
-	assert.Equal(t, 3.0, counterValue(t, g, "bulkman_calls_total", "tenant-a", "success"))
+	assert.Equal(t, 2.0, counterValue(t, g, "bulkman_calls_total", "tenant-a", "success"))
 }
 
 // TestUnknownEvents: an outcome, a rejection error or a state the vocabulary does not know
@@ -527,7 +568,7 @@ func TestUnknownEvents(t *testing.T) {
 		{Kind: core.EventStateChanged, To: core.State(3)},
 	} {
 		e.Bulkhead = "odd"
-		c.Observe(e)
+		prommetrics.Observe(c, e)
 	}
 	g := registry(t, c)
 	for _, st := range []string{"healthy", "degraded", "isolated"} {
@@ -537,6 +578,46 @@ func TestUnknownEvents(t *testing.T) {
 		assert.Zero(t, counterValue(t, g, "bulkman_calls_total", "odd", o), o)
 	}
 	for _, r := range []string{"full", "circuit_open", "timeout", "shutdown"} {
-		assert.Zero(t, counterValue(t, g, "bulkman_rejections_total", "odd", r), r)
+		assert.Zero(t, counterValue(t, g, "bulkman_rejections_total", "odd", "normal", r), r)
 	}
+}
+
+// TestLimitOpenUntilPriority: the concurrency limit in force, the end of an isolation
+// (only while the circuit is open), and rejections by the refused call's priority.
+func TestLimitOpenUntilPriority(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, m := setup(t)
+		ctx := context.Background()
+		b := create(t, m, "payments", func(cfg *core.Config) {
+			cfg.MaxConcurrentCalls = 4
+			cfg.CircuitBreakerEnabled, cfg.FailureThreshold, cfg.IsolationDuration = true, 1, 30*time.Second
+		})
+		_, err := core.Execute(ctx, b, sleepThen(0, errBoom)) // opens
+		require.NoError(t, err)
+		until := b.Stats().OpenUntil
+		require.False(t, until.IsZero())
+		compare(t, c, fmt.Sprintf(`
+# HELP bulkman_concurrency_limit The concurrency limit in force now: max_concurrent_calls for a static bulkhead, the limit an adaptive one found (Stats.ConcurrencyLimit).
+# TYPE bulkman_concurrency_limit gauge
+bulkman_concurrency_limit{bulkhead="payments"} 4
+# HELP bulkman_open_until_timestamp_seconds While the circuit is open: when its isolation ends, in seconds since the Unix epoch (Stats.OpenUntil). Absent otherwise.
+# TYPE bulkman_open_until_timestamp_seconds gauge
+bulkman_open_until_timestamp_seconds{bulkhead="payments"} %s
+`, strconv.FormatFloat(float64(until.UnixNano())/1e9, 'g', -1, 64)), "bulkman_concurrency_limit", "bulkman_open_until_timestamp_seconds")
+
+		time.Sleep(30 * time.Second)
+		_, err = core.Execute(ctx, b, sleepThen(0, nil)) // the probe closes it
+		require.NoError(t, err)
+		n, err := testutil.GatherAndCount(registry(t, c), "bulkman_open_until_timestamp_seconds")
+		require.NoError(t, err)
+		assert.Zero(t, n, "no end of isolation once the circuit has closed")
+
+		for _, p := range []core.Priority{core.PriorityLow, core.PriorityLow, core.PriorityCritical, core.Priority(9)} {
+			prommetrics.Observe(c, core.Event{Kind: core.EventRejected, Bulkhead: "payments", Err: core.ErrFull, Priority: p})
+		}
+		g := registry(t, c)
+		assert.Equal(t, 2.0, counterValue(t, g, "bulkman_rejections_total", "payments", "low", "full"))
+		assert.Equal(t, 2.0, counterValue(t, g, "bulkman_rejections_total", "payments", "critical", "full"), "out of range counts as the nearest end")
+		assert.Zero(t, counterValue(t, g, "bulkman_rejections_total", "payments", "high", "full"))
+	})
 }

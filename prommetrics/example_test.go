@@ -12,11 +12,9 @@ import (
 )
 
 func ExampleCollector() {
-	c := prommetrics.New()
-	m := core.NewManager(core.WithEventHook(c.Observe)) // counters and histograms
-	c.Watch(m)                                          // gauges, read at scrape time
+	m := core.NewManager()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
+	reg.MustRegister(prommetrics.New(m)) // one step: events and Stats of every bulkhead of m
 
 	b, _ := m.Create(core.DefaultConfig("payments"))
 	ctx := context.Background()

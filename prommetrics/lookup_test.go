@@ -13,13 +13,12 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 )
 
-// TestFastPathAfterRecreate: a bulkhead removed from the watched Manager and created again
+// TestFastPathAfterRecreate: a bulkhead removed from the Manager and created again
 // under the same name, built at run time (so at a new address), gets the address fast
 // path back at the next scrape, and the old address is dropped.
 func TestFastPathAfterRecreate(t *testing.T) {
-	c := New()
-	m := core.NewManager(core.WithEventHook(c.Observe))
-	c.Watch(m)
+	m := core.NewManager()
+	c := New(m)
 	reg := prometheus.NewRegistry()
 	require.NoError(t, reg.Register(c))
 	name := func() string { return strings.Repeat("tenant-", 2) } // a new string each time

@@ -93,8 +93,12 @@ func (d *dependency) call(ctx context.Context) (string, error) {
 }
 
 func run(ctx context.Context, addr string, serve bool) error {
-	// Wiring: the collector and the health reporter are the Manager's event hooks.
-	collector := prommetrics.New()
+	// Wiring: each exporter attaches to the Manager in one step.
+	m := core.NewManager()
+	seq := &transitions{}
+	m.Subscribe(seq.observe)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prommetrics.New(m))
 	hs := health.NewServer()
 	reporter, err := grpchealth.New(hs, grpchealth.Config{
 		Services: map[string][]string{"shop.Payments": {"payments"}},
@@ -103,15 +107,6 @@ func run(ctx context.Context, addr string, serve bool) error {
 	if err != nil {
 		return err
 	}
-	seq := &transitions{}
-	m := core.NewManager(
-		core.WithEventHook(collector.Observe),
-		core.WithEventHook(reporter.Observe),
-		core.WithEventHook(seq.observe),
-	)
-	collector.Watch(m)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector)
 
 	payCfg := core.DefaultConfig("payments")
 	payCfg.MaxConcurrentCalls, payCfg.MaxQueueSize, payCfg.Timeout = 4, 4, 200*time.Millisecond

@@ -73,3 +73,14 @@ func Reason(err error) int {
 func DefaultBuckets() []float64 {
 	return []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 }
+
+// Priorities are the values of the priority label of rejections, indexed by what
+// PriorityIndex returns: core.Priority's String for each priority, lowest first.
+var Priorities = [...]string{"low", "normal", "high", "critical"}
+
+// PriorityIndex returns the index in Priorities of p. A value outside
+// core.PriorityLow..core.PriorityCritical (core clamps such values, so events never carry
+// one) counts as the nearest of the two.
+func PriorityIndex(p core.Priority) int {
+	return int(min(max(p, core.PriorityLow), core.PriorityCritical) - core.PriorityLow)
+}

@@ -54,3 +54,13 @@ func TestDefaultBuckets(t *testing.T) {
 	b[0] = 42
 	assert.Equal(t, 0.0001, metricvocab.DefaultBuckets()[0], "a new slice each time")
 }
+
+// TestPriorityIndex: the label value of each priority is its String, and values out of
+// range count as the nearest end.
+func TestPriorityIndex(t *testing.T) {
+	for _, p := range []core.Priority{core.PriorityLow, core.PriorityNormal, core.PriorityHigh, core.PriorityCritical} {
+		assert.Equal(t, p.String(), metricvocab.Priorities[metricvocab.PriorityIndex(p)])
+	}
+	assert.Equal(t, "low", metricvocab.Priorities[metricvocab.PriorityIndex(-100)])
+	assert.Equal(t, "critical", metricvocab.Priorities[metricvocab.PriorityIndex(100)])
+}
