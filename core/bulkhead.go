@@ -278,8 +278,11 @@ func (b *Bulkhead) admit(ctx context.Context, timed func() *callCtx, waitLimit t
 	case l.held+l.queued >= l.capacity:
 		// Full: take the place of a waiter of a lower priority, or of a tenant with more
 		// waiters than this call's (see waitQueue.victim); else refuse.
-		prio, tenant = classOf(ctx)
-		v := l.waiting.victim(prio, tenant)
+		var v *waiter
+		if l.queued > 0 { // else nobody to displace: no need to read ctx
+			prio, tenant = classOf(ctx)
+			v = l.waiting.victim(prio, tenant)
+		}
 		l.rejected++ // this call, or the waiter it displaces
 		if v == nil {
 			l.mu.Unlock()
