@@ -23,7 +23,7 @@ const (
 
 // keyDef is one bulkhead key of the file and the core.Config field it sets.
 type keyDef struct {
-	name  string // the key in the file: the seed's name
+	name  string // the key in the file: Python bulkman's name
 	field string // the field as core.ConfigError names it
 	kind  kind
 	i     func(*core.Config) *int

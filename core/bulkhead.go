@@ -12,7 +12,7 @@ import (
 
 // Bulkhead limits how many calls run at once against one dependency, queues a bounded
 // number of callers in FIFO order, optionally bounds each call with a timeout, and
-// optionally isolates the dependency with a circuit breaker (seed: Bulkhead).
+// optionally isolates the dependency with a circuit breaker (Python: Bulkhead).
 //
 // A Bulkhead is safe for concurrent use. The zero Bulkhead is not usable: call New or
 // Manager.Create.
@@ -137,9 +137,9 @@ func (b *Bulkhead) Reconfigure(cfg Config) error {
 	return nil
 }
 
-// State returns Healthy, Degraded or Isolated from the circuit's state (seed: get_state).
-// Like the seed, it does not move an OPEN circuit to HALF_OPEN when the isolation is over;
-// the next call does that.
+// State returns Healthy, Degraded or Isolated from the circuit's state (Python: get_state).
+// Like Python bulkman, it does not move an OPEN circuit to HALF_OPEN when the isolation
+// is over; the next call does that.
 func (b *Bulkhead) State() State {
 	if b.circuit == nil {
 		return Healthy
@@ -147,10 +147,10 @@ func (b *Bulkhead) State() State {
 	return b.circuit.state().state()
 }
 
-// IsHealthy reports whether the bulkhead is Healthy or Degraded (seed: is_healthy).
+// IsHealthy reports whether the bulkhead is Healthy or Degraded (Python: is_healthy).
 func (b *Bulkhead) IsHealthy() bool { return b.State() != Isolated }
 
-// Stats returns one consistent snapshot of the bulkhead's counters (seed: get_stats).
+// Stats returns one consistent snapshot of the bulkhead's counters (Python: get_stats).
 func (b *Bulkhead) Stats() Stats {
 	l := &b.ledger
 	l.mu.Lock()

@@ -131,7 +131,7 @@ func TestCircuitProbeAfterIsolation(t *testing.T) {
 		assertRefusal(t, err, core.ErrCircuitOpen, "test")
 
 		time.Sleep(time.Millisecond)
-		assert.Equal(t, core.Isolated, b.State(), "like the seed, State does not move until the next call")
+		assert.Equal(t, core.Isolated, b.State(), "like Python bulkman, State does not move until the next call")
 		assert.Equal(t, "OPEN", b.Stats().CircuitStatus)
 
 		g := newGate()

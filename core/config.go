@@ -8,7 +8,7 @@ import (
 	"unicode"
 )
 
-// Config describes one named bulkhead. It is the seed's BulkheadConfig. Start from
+// Config describes one named bulkhead. It is Python bulkman's BulkheadConfig. Start from
 // DefaultConfig and change what you need; New validates it.
 //
 // Config is a plain value: copy it freely. A Bulkhead keeps its own copy.
@@ -57,7 +57,7 @@ type Config struct {
 	HealthCheckInterval time.Duration
 }
 
-// DefaultConfig returns the seed's defaults for a bulkhead called name: 10 concurrent
+// DefaultConfig returns Python bulkman's defaults for a bulkhead called name: 10 concurrent
 // calls, a queue of 100, no timeout, and a disabled circuit breaker that would open after
 // 5 consecutive failures, stay open 30s, and close after 3 consecutive successes.
 func DefaultConfig(name string) Config {

@@ -1,9 +1,9 @@
 // Package core is the bulkhead domain: a named Bulkhead limits how many calls run at once
 // against one dependency, queues a bounded number of callers in FIFO order, optionally
 // bounds each call with a Timeout, and optionally isolates the dependency with a circuit
-// breaker. It is the Go port of the Python library bulkman (the "seed"), whose names
-// appear in the doc comments as "seed: ...". It imports nothing from gRPC or net/http;
-// packages grpcmw and httpmw adapt it to them.
+// breaker. It is the Go port of the Python library bulkman, whose names appear in the doc
+// comments as "Python: ...". It imports nothing from gRPC or net/http; packages grpcmw and
+// httpmw adapt it to them.
 //
 //	cfg := core.DefaultConfig("payments") // 10 at once, a queue of 100, no timeout, breaker off
 //	cfg.Timeout = 2 * time.Second
@@ -21,9 +21,9 @@
 //
 // # Calls
 //
-// Execute runs a function through a bulkhead and returns a Result (seed: execute and
+// Execute runs a function through a bulkhead and returns a Result (Python: execute and
 // ExecutionResult); Wrap turns a function into a guarded one that returns a single error
-// (seed: with_bulkhead); ExecuteIn runs in a Manager's bulkhead by name. Middleware whose
+// (Python: with_bulkhead); ExecuteIn runs in a Manager's bulkhead by name. Middleware whose
 // call outlives one function (a stream, a response body) uses Bulkhead.Acquire and
 // Permit.Release, reporting an Outcome: Success, Failure, Neutral (the caller went away)
 // or TimedOut (it ran past Permit.Deadline).
@@ -75,7 +75,7 @@
 //
 // # Statistics, events and logs
 //
-// Bulkhead.Stats is one consistent snapshot with the seed's JSON keys, in which
+// Bulkhead.Stats is one consistent snapshot with Python bulkman's JSON keys, in which
 // TotalExecutions == SuccessfulExecutions + FailedExecutions + ActiveTasks always holds.
 // WithEventHook delivers every refusal (with its reason), state change and outcome as an
 // Event; Manager.Subscribe delivers them for every bulkhead of a Manager, which is how

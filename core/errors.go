@@ -10,15 +10,15 @@ import (
 // *Error that wraps one of these, so errors.Is(err, ErrFull) and friends tell them apart
 // and errors.As gives the details.
 var (
-	// ErrFull: every permit is taken and the queue is full (seed: BulkheadFullError).
+	// ErrFull: every permit is taken and the queue is full (Python: BulkheadFullError).
 	ErrFull = errors.New("bulkhead is full")
 	// ErrCircuitOpen: the circuit is open, so the function was not run
-	// (seed: BulkheadCircuitOpenError).
+	// (Python: BulkheadCircuitOpenError).
 	ErrCircuitOpen = errors.New("circuit is open")
 	// ErrTimeout: the call's Timeout passed while it waited or ran
-	// (seed: BulkheadTimeoutError).
+	// (Python: BulkheadTimeoutError).
 	ErrTimeout = errors.New("bulkhead timeout")
-	// ErrShutdown: the bulkhead has been shut down (seed: BulkheadShutdownError).
+	// ErrShutdown: the bulkhead has been shut down (Python: BulkheadShutdownError).
 	ErrShutdown = errors.New("bulkhead is shut down")
 	// ErrNotFound: a Manager has no bulkhead of that name.
 	ErrNotFound = errors.New("no such bulkhead")

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Result is what Execute reports about an admitted call (seed: ExecutionResult).
+// Result is what Execute reports about an admitted call (Python: ExecutionResult).
 type Result[T any] struct {
 	Value         T             // fn's value; zero unless Success
 	Success       bool          // fn ran and returned a nil error
@@ -16,12 +16,12 @@ type Result[T any] struct {
 	ExecutionID   ExecutionID   // unique per admitted call; zero if the call was not admitted
 }
 
-// Execute runs fn through b (seed: bulkhead.execute).
+// Execute runs fn through b (Python: bulkhead.execute).
 //
 // The returned error is non-nil only when the bulkhead refused or gave up on the call: a
 // *Error wrapping ErrCircuitOpen, ErrFull, ErrTimeout or ErrShutdown, or ctx's error if
 // ctx ended first. fn's own failure is reported in the Result (Success false, Err set),
-// exactly as the seed does. A nil ctx, b or fn returns an error wrapping
+// exactly as Python bulkman does. A nil ctx, b or fn returns an error wrapping
 // ErrInvalidArgument.
 //
 // Without a Timeout, fn runs on the caller's goroutine and Execute allocates nothing.
@@ -85,7 +85,7 @@ func verdict(ctx context.Context, err error) Outcome {
 	return Failure
 }
 
-// Wrap returns fn guarded by b (seed: the with_bulkhead decorator). The wrapped function
+// Wrap returns fn guarded by b (Python: the with_bulkhead decorator). The wrapped function
 // returns one error: fn's own, or the bulkhead's *Error (or ctx's error) when it refused
 // or gave up. A nil b or fn gives a function that always returns an error wrapping
 // ErrInvalidArgument.
@@ -99,7 +99,7 @@ func Wrap[T any](b *Bulkhead, fn func(context.Context) (T, error)) func(context.
 	}
 }
 
-// ExecuteIn runs fn through m's bulkhead called name (seed: manager.execute_in_bulkhead).
+// ExecuteIn runs fn through m's bulkhead called name (Python: manager.execute_in_bulkhead).
 // An unknown name returns a *Error wrapping ErrNotFound.
 func ExecuteIn[T any](ctx context.Context, m *Manager, name string, fn func(context.Context) (T, error)) (Result[T], error) {
 	if m == nil {

@@ -34,7 +34,7 @@ func (exampleDB) Query(_ context.Context, query string) ([]string, error) {
 	return nil, errNoSuchTable
 }
 
-// The seed's Quick Start: one bulkhead, one call, and its Result.
+// Python bulkman's Quick Start: one bulkhead, one call, and its Result.
 func Example_quickStart() {
 	ctx := context.Background()
 
@@ -51,7 +51,7 @@ func Example_quickStart() {
 	defer bulkhead.Shutdown(ctx)
 
 	// Execute a function through the bulkhead. Arguments travel in the closure
-	// (seed: bulkhead.execute(my_function, arg1, arg2)).
+	// (Python: bulkhead.execute(my_function, arg1, arg2)).
 	result, err := core.Execute(ctx, bulkhead, func(ctx context.Context) (string, error) {
 		return myFunction(ctx, "arg1", "arg2")
 	})
@@ -66,7 +66,7 @@ func Example_quickStart() {
 	// Output: Result: hello from arg1 and arg2
 }
 
-// The seed's decorator (with_bulkhead): Wrap returns the function guarded, with one
+// Python bulkman's decorator (with_bulkhead): Wrap returns the function guarded, with one
 // error: the function's own, unchanged, or the bulkhead's refusal.
 func ExampleWrap_decorator() {
 	ctx := context.Background()
@@ -101,7 +101,7 @@ func ExampleWrap_decorator() {
 	// true false
 }
 
-// The seed's "Managing Multiple Bulkheads".
+// Python bulkman's "Managing Multiple Bulkheads".
 func ExampleManager_multipleBulkheads() {
 	ctx := context.Background()
 	db := exampleDB{}
@@ -144,7 +144,7 @@ func ExampleManager_multipleBulkheads() {
 	// [database external_api] 1
 }
 
-// Every field of Config, as the seed's BulkheadConfig lists them.
+// Every field of Config, as Python bulkman's BulkheadConfig lists them.
 func ExampleConfig() {
 	cfg := core.Config{
 		Name:                  "my_bulkhead",    // unique name for the bulkhead
@@ -251,7 +251,7 @@ func Example_circuitBreaker() {
 	// 2 probes succeeded     healthy   CLOSED
 }
 
-// Stats has the seed's get_stats() keys.
+// Stats has Python bulkman's get_stats() keys.
 func ExampleBulkhead_Stats() {
 	ctx := context.Background()
 	cfg := core.DefaultConfig("api")

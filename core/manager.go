@@ -8,7 +8,7 @@ import (
 	"sync"
 )
 
-// Manager owns a set of named bulkheads (seed: BulkheadManager). Bulkheads are
+// Manager owns a set of named bulkheads (Python: BulkheadManager). Bulkheads are
 // independent: a full or open one never delays another.
 //
 // A Manager is safe for concurrent use. The zero Manager is not usable: call NewManager.
@@ -25,7 +25,7 @@ func NewManager(opts ...Option) *Manager {
 	return &Manager{opts: slices.Clone(opts), bulkheads: make(map[string]*Bulkhead)}
 }
 
-// Create adds a bulkhead for cfg (seed: create_bulkhead). It returns the errors of New for
+// Create adds a bulkhead for cfg (Python: create_bulkhead). It returns the errors of New for
 // an invalid cfg, and a *Error wrapping ErrExists if the name is taken.
 func (m *Manager) Create(cfg Config) (*Bulkhead, error) {
 	if err := cfg.Validate(); err != nil {
@@ -38,7 +38,7 @@ func (m *Manager) Create(cfg Config) (*Bulkhead, error) {
 	return b, err
 }
 
-// Get returns the bulkhead called name (seed: get_bulkhead).
+// Get returns the bulkhead called name (Python: get_bulkhead).
 func (m *Manager) Get(name string) (*Bulkhead, bool) {
 	m.mu.RLock()
 	b, ok := m.bulkheads[name]
@@ -179,7 +179,7 @@ func (m *Manager) all() []*Bulkhead {
 	return bs
 }
 
-// Stats returns every bulkhead's Stats by name (seed: get_all_stats). Each snapshot is
+// Stats returns every bulkhead's Stats by name (Python: get_all_stats). Each snapshot is
 // consistent on its own; they are taken one after another.
 func (m *Manager) Stats() map[string]Stats {
 	out := make(map[string]Stats)
@@ -189,7 +189,7 @@ func (m *Manager) Stats() map[string]Stats {
 	return out
 }
 
-// Health returns IsHealthy for every bulkhead by name (seed: get_health_status).
+// Health returns IsHealthy for every bulkhead by name (Python: get_health_status).
 func (m *Manager) Health() map[string]bool {
 	out := make(map[string]bool)
 	for _, b := range m.all() {

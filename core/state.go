@@ -2,7 +2,7 @@ package core
 
 import "fmt"
 
-// State is a bulkhead's health, derived from its circuit (seed: BulkheadState). The zero
+// State is a bulkhead's health, derived from its circuit (Python: BulkheadState). The zero
 // value is Healthy. A bulkhead whose circuit breaker is disabled is always Healthy.
 type State int
 
@@ -17,7 +17,7 @@ const (
 
 var stateNames = [...]string{Healthy: "healthy", Degraded: "degraded", Isolated: "isolated"}
 
-// String returns "healthy", "degraded" or "isolated" (the seed's values).
+// String returns "healthy", "degraded" or "isolated" (Python bulkman's values).
 func (s State) String() string {
 	if s >= 0 && int(s) < len(stateNames) {
 		return stateNames[s]

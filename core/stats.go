@@ -2,8 +2,8 @@ package core
 
 import "time"
 
-// Stats is one consistent snapshot of a bulkhead (seed: get_stats()). Its JSON keys are
-// the seed's keys. At every snapshot:
+// Stats is one consistent snapshot of a bulkhead (Python: get_stats()). Its JSON keys are
+// Python bulkman's keys. At every snapshot:
 //
 //	TotalExecutions == SuccessfulExecutions + FailedExecutions + ActiveTasks
 //	0 <= ActiveTasks and ActiveTasks + AbandonedTasks <= MaxConcurrentCalls

@@ -136,7 +136,7 @@ func TestStatsShutdownRefusalsNotCounted(t *testing.T) {
 	assert.Equal(t, before, b.Stats())
 }
 
-// The JSON form uses the seed's keys, and the state its seed value.
+// The JSON form uses Python bulkman's keys, and the state its Python value.
 func TestStatsJSON(t *testing.T) {
 	b := newBulkhead(t, func(c *core.Config) { c.Name, c.CircuitBreakerEnabled = "api", true })
 	raw, err := json.Marshal(b.Stats())

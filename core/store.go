@@ -26,7 +26,7 @@ func (r CircuitRecord) live(now time.Time) bool {
 	return r.Status == StatusOpen && r.OpenUntil.After(now)
 }
 
-// CircuitStore shares circuit state between processes (seed: resilient-circuit's storage).
+// CircuitStore shares circuit state between processes (Python: resilient-circuit's storage).
 // core never calls it on a call's path: it loads state when a bulkhead is created, writes
 // on state transitions only, from a goroutine of its own, and bounds every call with a
 // deadline (see WithStoreTimeout). A store that fails never fails a call: the circuit goes
@@ -56,7 +56,7 @@ type CircuitStore interface {
 }
 
 // WithCircuitStore shares the circuit state of the bulkheads it configures through s
-// (seed: circuit_storage). Only bulkheads with CircuitBreakerEnabled use it. Each such
+// (Python: circuit_storage). Only bulkheads with CircuitBreakerEnabled use it. Each such
 // bulkhead runs one goroutine until Shutdown.
 func WithCircuitStore(s CircuitStore) Option {
 	return func(o *options) { o.store = s }

@@ -47,9 +47,9 @@ var sketchDocs = []string{
 // linkedDocs are the pages whose relative links must lead somewhere.
 var linkedDocs = slices.Concat(checkedDocs, sketchDocs, []string{"README.md", "docs/performance.md"})
 
-// seedSections are the sections of the Python library's user guide (the seed) that the Go
+// pythonGuideSections are the sections of the Python library's user guide that the Go
 // guide ports one by one; each must stay a heading of docs/user-guide.md.
-var seedSections = []string{
+var pythonGuideSections = []string{
 	"Installation",
 	"Quick Start",
 	"Using Decorators",
@@ -404,13 +404,13 @@ func anchors(headings []string) []string {
 	return out
 }
 
-// TestUserGuideCoverage checks that the guide keeps the seed's sections and mentions every
-// program under examples/, so that a reader finds each of them from the guide.
+// TestUserGuideCoverage checks that the guide keeps the sections of Python bulkman's guide
+// and mentions every program under examples/, so that a reader finds each of them.
 func TestUserGuideCoverage(t *testing.T) {
 	p := readPage(t, "docs/user-guide.md")
-	for _, s := range seedSections {
+	for _, s := range pythonGuideSections {
 		if !slices.ContainsFunc(p.headings, func(h string) bool { return strings.HasPrefix(h, s) }) {
-			t.Errorf("docs/user-guide.md: no heading for the seed's section %q", s)
+			t.Errorf("docs/user-guide.md: no heading for Python bulkman's section %q", s)
 		}
 	}
 	dirs, err := filepath.Glob(filepath.Join(root, "examples", "*"))

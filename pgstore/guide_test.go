@@ -16,8 +16,9 @@ import (
 	"github.com/bulkman-go/bulkman/pgstore"
 )
 
-// The seed's shared PostgreSQL storage with a namespace: the circuit of "external_service"
-// in namespace "my_app" is shared by every process whose store has that namespace.
+// Python bulkman's shared PostgreSQL storage with a namespace: the circuit of
+// "external_service" in namespace "my_app" is shared by every process whose store has
+// that namespace.
 func ExampleWithNamespace() {
 	ctx := context.Background()
 	url := exampleDatabase() // in a program: your DATABASE_URL
@@ -28,7 +29,7 @@ func ExampleWithNamespace() {
 	}
 	defer pool.Close()
 
-	// Seed: storage = create_storage(namespace="my_app")
+	// Python bulkman: storage = create_storage(namespace="my_app")
 	store, err := pgstore.New(ctx, pool, pgstore.WithNamespace("my_app"))
 	if err != nil {
 		log.Fatal(err)
@@ -40,7 +41,7 @@ func ExampleWithNamespace() {
 	cfg.FailureThreshold = 3
 	cfg.IsolationDuration = 60 * time.Second
 
-	// Seed: Bulkhead(config, circuit_storage=storage)
+	// Python bulkman: Bulkhead(config, circuit_storage=storage)
 	bulkhead, err := core.New(cfg, core.WithCircuitStore(store))
 	if err != nil {
 		log.Fatal(err)

@@ -58,7 +58,7 @@ func startListener(ctx context.Context, s *Store) (*listener, error) {
 }
 
 // connect makes a connection as the pool makes its own: BeforeConnect on a fresh copy of
-// the pool's ConnConfig (rotating credentials, say), then AfterConnect (session settings);
+// the pool's ConnConfig (rotating credentials, say), then AfterConnect (connection settings);
 // and listens on it.
 func (l *listener) connect(ctx context.Context) (*pgx.Conn, error) {
 	cfg := l.cfg.ConnConfig.Copy()

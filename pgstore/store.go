@@ -209,7 +209,7 @@ func (s *Store) migrate(ctx context.Context) (pgx.Identifier, error) {
 			case typ == "":
 				q = fmt.Sprintf(`ALTER TABLE %s ADD COLUMN %s %s`, s.table, c.col, c.def)
 			case strings.HasPrefix(typ, "timestamp without time zone"):
-				// Read in the session's time zone otherwise: make it UTC.
+				// Read in the connection's time zone otherwise: make it UTC.
 				q = fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN %s TYPE timestamptz USING %[2]s AT TIME ZONE 'UTC'`, s.table, c.col)
 			default:
 				continue

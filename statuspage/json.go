@@ -26,8 +26,8 @@ import (
 )
 
 // JSON returns a handler that serves m.Stats() as one JSON object: each bulkhead's name
-// maps to its Stats, with the seed's keys (name, state, total_executions, ...). Names are
-// sorted, and the keys of each Stats come in a fixed order, so that two responses for the
+// maps to its Stats, with Python bulkman's keys (name, state, total_executions, ...).
+// Names are sorted, and the keys of each Stats come in a fixed order, so that two responses for the
 // same state are byte for byte the same. The response is never cached. A nil m serves an
 // empty object.
 //

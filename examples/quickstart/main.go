@@ -1,7 +1,7 @@
-// Command quickstart is the seed's Quick Start in Go: one bulkhead, a call that succeeds,
-// one that fails (reported in the Result, not as an error), a call refused because the
+// Command quickstart is Python bulkman's Quick Start in Go: one bulkhead, a call that
+// succeeds, one that fails (reported in the Result, not as an error), a call refused because the
 // bulkhead is full, the circuit opening after repeated failures, and the statistics
-// printed as JSON with the seed's keys.
+// printed as JSON with Python bulkman's keys.
 //
 //	go run ./examples/quickstart
 package main
@@ -26,8 +26,8 @@ func main() {
 func run() error {
 	ctx := context.Background()
 
-	// Seed: BulkheadConfig(name="api_calls", max_concurrent_calls=5, timeout_seconds=10.0,
-	// circuit_breaker_enabled=True)
+	// Python bulkman: BulkheadConfig(name="api_calls", max_concurrent_calls=5,
+	// timeout_seconds=10.0, circuit_breaker_enabled=True)
 	cfg := core.DefaultConfig("api_calls")
 	cfg.MaxConcurrentCalls = 5
 	cfg.MaxQueueSize = 0 // fail fast when busy, so the rejection below is immediate
@@ -50,7 +50,7 @@ func run() error {
 	fmt.Printf("1. success=%v value=%q id=%s\n", result.Success, result.Value, result.ExecutionID)
 
 	// 2. A call whose function fails: the bulkhead admitted it, so the error is in the
-	// Result, exactly as the seed reports it.
+	// Result, exactly as Python bulkman reports it.
 	result, err = core.Execute(ctx, bulkhead, func(ctx context.Context) (string, error) {
 		return "", errors.New("connection refused")
 	})
@@ -98,7 +98,7 @@ func run() error {
 			bulkhead.State(), err, errors.Is(err, core.ErrCircuitOpen), berr.RetryAfter.Round(time.Second))
 	}
 
-	// 5. The statistics, with the seed's keys.
+	// 5. The statistics, with Python bulkman's keys.
 	out, err := json.MarshalIndent(bulkhead.Stats(), "", "  ")
 	if err != nil {
 		return err
