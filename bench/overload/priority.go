@@ -10,7 +10,10 @@ package main
 //	       dependency (400/s / 5 = 80/s each), the fifth -flood-factor times as much.
 //	       Target: the four keep >= 95% of the goodput they have without the fifth.
 //
-// Each runs against an HTTP server in this process (127.0.0.1), in three modes:
+// Each runs in this process, in three modes, either calling the protection directly
+// (-prio-transport direct, the default: a call costs microseconds, so that the machine's
+// CPU does not limit what the dependency serves) or through an HTTP server on 127.0.0.1
+// (-prio-transport http, where priorities and tenants travel as headers):
 //
 //	fifo      bulkman, httpmw.Handler, limit 8, queue -prio-queue, without
 //	          WithTrustedHeaders: the headers are ignored, one FIFO queue
@@ -51,6 +54,7 @@ type prioOptions struct {
 	duration    time.Duration
 	queue       int
 	pause       time.Duration
+	transport   string
 }
 
 func registerPrioFlags(fs *flag.FlagSet, o *prioOptions) func() error {
@@ -61,6 +65,7 @@ func registerPrioFlags(fs *flag.FlagSet, o *prioOptions) func() error {
 	fs.DurationVar(&o.duration, "scenario-duration", 5*time.Second, "how long each scenario run lasts")
 	fs.IntVar(&o.queue, "prio-queue", 16, "bulkman MaxQueueSize for -scenario")
 	fs.DurationVar(&o.pause, "prio-refusal-pause", 20*time.Millisecond, "mixed: how long a client waits after a refusal")
+	fs.StringVar(&o.transport, "prio-transport", "direct", "how -scenario clients reach the protection: direct (in-process calls) or http")
 	return func() error {
 		o.scenarios, o.modes = splitList(*scenarios), splitList(*modes)
 		for _, s := range o.scenarios {
@@ -73,6 +78,9 @@ func registerPrioFlags(fs *flag.FlagSet, o *prioOptions) func() error {
 				return fmt.Errorf("unknown -prio-mode %q", m)
 			}
 		}
+		if o.transport != "direct" && o.transport != "http" {
+			return fmt.Errorf("unknown -prio-transport %q", o.transport)
+		}
 		if o.critical < 0 || o.critical > 1 || o.floodFactor < 1 || o.duration <= 0 || o.queue < 0 {
 			return fmt.Errorf("-critical must be in 0..1, -flood-factor >= 1, -scenario-duration > 0, -prio-queue >= 0")
 		}
@@ -80,10 +88,53 @@ func registerPrioFlags(fs *flag.FlagSet, o *prioOptions) func() error {
 	}
 }
 
-// prioServer is an HTTP server guarded by one mode.
+// prioServer is a dependency guarded by one mode: an HTTP server (url), or a function to
+// call in process (call).
 type prioServer struct {
 	url      string
+	call     func(ctx context.Context, cl prioClass) bool
 	shutdown func()
+}
+
+// directCall returns the in-process call of a mode.
+func directCall(mode string, dep *dependency, b *core.Bulkhead, limiter adaptivelimiter.PriorityLimiter[*http.Response]) func(context.Context, prioClass) bool {
+	switch mode {
+	case "fifo":
+		return func(ctx context.Context, _ prioClass) bool {
+			_, err := core.Execute(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, dep.handle(ctx) })
+			return err == nil
+		}
+	case "bulkman":
+		return func(ctx context.Context, cl prioClass) bool {
+			if cl.critical {
+				ctx = core.WithPriority(ctx, core.PriorityCritical)
+			}
+			if cl.tenant != "" {
+				ctx = core.WithTenant(ctx, cl.tenant)
+			}
+			_, err := core.Execute(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, dep.handle(ctx) })
+			return err == nil
+		}
+	}
+	return func(ctx context.Context, cl prioClass) bool {
+		ctx = priority.ContextWithPriority(ctx, priority.Medium)
+		if cl.critical {
+			ctx = priority.ContextWithPriority(ctx, priority.VeryHigh)
+		}
+		if cl.tenant != "" {
+			ctx = priority.ContextWithUser(ctx, cl.tenant)
+		}
+		p, err := limiter.AcquirePermit(ctx)
+		if err != nil {
+			return false
+		}
+		if err := dep.handle(ctx); err != nil {
+			p.Drop()
+			return false
+		}
+		p.Record()
+		return true
+	}
 }
 
 func startPrioServer(mode string, o options) (*prioServer, error) {
@@ -95,9 +146,12 @@ func startPrioServer(mode string, o options) (*prioServer, error) {
 		_, _ = io.WriteString(w, okBody)
 	})
 	var stop func()
+	var b *core.Bulkhead
+	var limiter adaptivelimiter.PriorityLimiter[*http.Response]
 	switch mode {
 	case "fifo", "bulkman":
-		b, err := core.New(core.Config{Name: "dep", MaxConcurrentCalls: o.server.Limit, MaxQueueSize: o.prio.queue})
+		var err error
+		b, err = core.New(core.Config{Name: "dep", MaxConcurrentCalls: o.server.Limit, MaxQueueSize: o.prio.queue})
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +163,7 @@ func startPrioServer(mode string, o options) (*prioServer, error) {
 	case "failsafe":
 		p := adaptivelimiter.NewPrioritizerBuilder().WithUsageTracker(priority.NewUsageTracker(time.Minute, 100)).Build()
 		stop = p.ScheduleCalibrations(context.Background(), time.Second)
-		limiter := adaptivelimiter.NewBuilder[*http.Response]().
+		limiter = adaptivelimiter.NewBuilder[*http.Response]().
 			WithLimits(1, uint(o.server.Limit), uint(o.server.Limit)).
 			WithQueueing(1, 2).
 			BuildPrioritized(p)
@@ -123,6 +177,13 @@ func startPrioServer(mode string, o options) (*prioServer, error) {
 		h = failsafehttp.NewHandlerWithLevel(withUser, false)
 	default:
 		return nil, unknownMode(mode)
+	}
+	if o.prio.transport == "direct" {
+		return &prioServer{call: directCall(mode, dep, b, limiter), shutdown: func() {
+			if stop != nil {
+				stop()
+			}
+		}}, nil
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -146,14 +207,20 @@ type prioClass struct {
 	tenant   string
 }
 
-// prioClient sends requests of one class, with the headers of the mode.
+// prioClient sends requests, with the headers of the mode.
 type prioClient struct {
 	c    *http.Client
 	url  string
+	call func(ctx context.Context, cl prioClass) bool
 	mode string
 }
 
 func (c *prioClient) do(ctx context.Context, cl prioClass) (time.Duration, bool) {
+	if c.call != nil {
+		start := time.Now()
+		ok := c.call(ctx, cl)
+		return time.Since(start), ok
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
 		return 0, false
@@ -204,9 +271,9 @@ func (t *classTally) share() float64 {
 	return float64(len(t.served)) / float64(n)
 }
 
-func newPrioClient(url, mode string, conns int) *prioClient {
+func newPrioClient(srv *prioServer, mode string, conns int) *prioClient {
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true, IdleConnTimeout: time.Minute}
-	return &prioClient{c: &http.Client{Transport: tr}, url: url, mode: mode}
+	return &prioClient{c: &http.Client{Transport: tr}, url: srv.url, call: srv.call, mode: mode}
 }
 
 func (c *prioClient) close() { c.c.CloseIdleConnections() }
@@ -225,7 +292,7 @@ func runMixed(mode string, o options) (*mixedResult, error) {
 	}
 	defer srv.shutdown()
 	clients := o.load.Clients
-	c := newPrioClient(srv.url, mode, clients+1)
+	c := newPrioClient(srv, mode, clients+1)
 	defer c.close()
 	r := &mixedResult{mode: mode}
 
@@ -274,7 +341,7 @@ func runFlood(mode string, o options) (*floodResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := newPrioClient(srv.url, mode, 4*o.load.Clients)
+		c := newPrioClient(srv, mode, 4*o.load.Clients)
 		capacity := float64(o.server.DepCapacity) / o.server.DepLatency.Seconds() // calls/s
 		fair := capacity / 5
 		tl := &r.alone
@@ -311,8 +378,8 @@ func runFlood(mode string, o options) (*floodResult, error) {
 
 // runPriorities runs the chosen scenarios, modes interleaved within each round.
 func runPriorities(o options, w io.Writer) error {
-	fmt.Fprintf(w, "priority scenarios: dependency %v x %d at once; bulkman limit %d, queue %d; %v per run; %d rounds\n",
-		o.server.DepLatency, o.server.DepCapacity, o.server.Limit, o.prio.queue, o.prio.duration, o.rounds)
+	fmt.Fprintf(w, "priority scenarios (%s): dependency %v x %d at once; bulkman limit %d, queue %d; %v per run; %d rounds\n",
+		o.prio.transport, o.server.DepLatency, o.server.DepCapacity, o.server.Limit, o.prio.queue, o.prio.duration, o.rounds)
 	for round := 1; round <= o.rounds; round++ {
 		for _, s := range o.prio.scenarios {
 			switch s {
