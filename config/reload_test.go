@@ -19,10 +19,11 @@ import (
 	"github.com/bulkman-go/bulkman/core"
 )
 
-// assertLedger checks SEMANTICS.md's I1 on a snapshot, and that nothing is negative.
+// assertLedger checks total = successful + failed + active on a snapshot, and that nothing
+// is negative.
 func assertLedger(t *testing.T, s core.Stats) {
 	t.Helper()
-	assert.Equal(t, s.TotalExecutions, s.SuccessfulExecutions+s.FailedExecutions+int64(s.ActiveTasks), "I1 total = successful + failed + active: %+v", s)
+	assert.Equal(t, s.TotalExecutions, s.SuccessfulExecutions+s.FailedExecutions+int64(s.ActiveTasks), "total = successful + failed + active: %+v", s)
 	assert.GreaterOrEqual(t, s.ActiveTasks, 0, "%+v", s)
 	assert.GreaterOrEqual(t, s.InFlightCount, s.ActiveTasks, "%+v", s)
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,5 +229,120 @@ func BenchmarkPermitContext(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkTimeoutContexts weighs the timeout's hand-written context (callCtx, ended by
+// the bulkhead's one timer) against the standard library's: a timed call done the same way
+// but with context.WithDeadline (a runtime timer per call) and context.AfterFunc to wake the
+// caller at the deadline. Both admit, run fn on its own goroutine, wait for the first of
+// fn's return and the deadline, and finish through the same ledger; the standard row
+// leaves out the panic and abandonment handling, which only makes it cheaper. fn either
+// ignores its context or asks it for Done, as a client call does. The parent is
+// cancellable, as a server's request context is.
+func BenchmarkTimeoutContexts(b *testing.B) {
+	fns := []struct {
+		name string
+		fn   func(context.Context) (int, error)
+	}{
+		{"ignores-ctx", noop},
+		{"asks-Done", func(ctx context.Context) (int, error) {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			default:
+				return noop(ctx)
+			}
+		}},
+	}
+	impls := []struct {
+		name string
+		run  func(ctx context.Context, bh *Bulkhead, fn func(context.Context) (int, error)) error
+	}{
+		{"callCtx", func(ctx context.Context, bh *Bulkhead, fn func(context.Context) (int, error)) error {
+			_, err := Execute(ctx, bh, fn)
+			return err
+		}},
+		{"WithDeadline+AfterFunc", func(ctx context.Context, bh *Bulkhead, fn func(context.Context) (int, error)) error {
+			return executeStdTimeout(ctx, bh, fn, time.Duration(bh.timeout.Load()))
+		}},
+	}
+	for _, f := range fns {
+		for _, parallel := range []bool{false, true} {
+			for _, im := range impls {
+				name := f.name + "/" + im.name
+				if parallel {
+					name = f.name + "/parallel/" + im.name
+				}
+				b.Run(name, func(b *testing.B) {
+					bh := benchBulkhead(b, func(c *Config) { c.Timeout = time.Second })
+					parent, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					b.ReportAllocs()
+					if parallel {
+						b.RunParallel(func(pb *testing.PB) {
+							for pb.Next() {
+								if err := im.run(parent, bh, f.fn); err != nil {
+									b.Error(err)
+									return
+								}
+							}
+						})
+						return
+					}
+					for b.Loop() {
+						if err := im.run(parent, bh, f.fn); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// executeStdTimeout is a timed Execute built on the standard library's contexts, for
+// BenchmarkTimeoutContexts.
+func executeStdTimeout[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), timeout time.Duration) error {
+	s, err := b.admit(ctx, 0, nil)
+	if err != nil {
+		return err
+	}
+	fctx, cancel := context.WithDeadline(ctx, b.clock.at(s.admitted+timeout))
+	c := &stdCall[T]{s: s, fn: fn, ctx: fctx}
+	stop := context.AfterFunc(fctx, c.expire)
+	go c.run()
+	<-s.wake
+	stop()
+	cancel()
+	end := b.clock.now()
+	if c.decided.Load() != finished {
+		b.finish(s, false, TimedOut, end, nil)
+		return b.errTimeout
+	}
+	b.finish(s, c.err == nil, verdict(ctx, c.err), end, nil)
+	return nil
+}
+
+// stdCall is one call of executeStdTimeout: what callCtx is to Execute, in one record.
+type stdCall[T any] struct {
+	decided atomic.Int32
+	s       *slot
+	fn      func(context.Context) (T, error)
+	ctx     context.Context
+	value   T
+	err     error
+}
+
+func (c *stdCall[T]) expire() {
+	if c.decided.CompareAndSwap(running, expired) {
+		c.s.wake <- struct{}{}
+	}
+}
+
+func (c *stdCall[T]) run() {
+	c.value, c.err = c.fn(c.ctx)
+	if c.decided.CompareAndSwap(running, finished) {
+		c.s.wake <- struct{}{}
 	}
 }

@@ -381,7 +381,8 @@ func TestCircuitNeutral(t *testing.T) {
 			assertRefusal(t, err, core.ErrTimeout, "test")
 			_, err = b.Acquire(context.Background())
 			assertRefusal(t, err, core.ErrTimeout, "test")
-			require.NoError(t, p.Release(core.Success))
+			// Held past its deadline: released as Success it would count as timed out.
+			require.NoError(t, p.Release(core.Neutral))
 		}},
 		{"caller cancels while queued", func(t *testing.T, b *core.Bulkhead) {
 			p, err := b.Acquire(context.Background())

@@ -27,7 +27,8 @@ var (
 	// ErrReleased: a Permit was released twice, or a zero Permit was released. It is a
 	// programmer error; the second release changes nothing.
 	ErrReleased = errors.New("permit already released")
-	// ErrInvalidArgument: a nil context, function, Bulkhead or Manager was passed.
+	// ErrInvalidArgument: a nil context, function, Bulkhead or Manager was passed, or an
+	// unknown Outcome was given to Permit.Release.
 	ErrInvalidArgument = errors.New("invalid argument")
 )
 

@@ -93,7 +93,7 @@ func TestRefusalErrors(t *testing.T) {
 	}
 }
 
-// The message of API.md's example: the default bulkhead at capacity.
+// The message of a bulkhead with the default Config at capacity.
 func TestErrFullMessageDefaultConfig(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := core.New(core.DefaultConfig("api"))

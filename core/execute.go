@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"log/slog"
+	"runtime"
 	"time"
 )
 
@@ -47,7 +49,7 @@ func Execute[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (
 	if timeout := time.Duration(b.timeout.Load()); timeout > 0 {
 		return r, executeTimed(ctx, b, fn, &r, timeout)
 	}
-	s, err := b.admit(ctx, nil, 0)
+	s, err := b.admit(ctx, 0, nil)
 	if err != nil {
 		return r, err
 	}
@@ -110,4 +112,132 @@ func ExecuteIn[T any](ctx context.Context, m *Manager, name string, fn func(cont
 		return Result[T]{BulkheadName: name}, &Error{Bulkhead: name, Err: ErrNotFound}
 	}
 	return Execute(ctx, b, fn)
+}
+
+type timedCall[T any] struct {
+	callCtx
+	s        *slot
+	fn       func(context.Context) (T, error)
+	value    T
+	err      error
+	panicVal any
+}
+
+// run calls fn on its own goroutine and reports back through the context.
+func (c *timedCall[T]) run() {
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		// A panic is re-raised on the caller's goroutine, if the caller still waits. A nil
+		// recover means fn called runtime.Goexit (panic(nil) arrives as a
+		// *runtime.PanicNilError): the caller's goroutine exits the same way.
+		p := recover()
+		c.panicked, c.panicVal = true, p
+		c.conclude()
+	}()
+	c.value, c.err = c.fn(&c.callCtx)
+	returned = true
+	c.conclude()
+}
+
+// conclude runs on fn's goroutine when fn is over. If fn came first, the caller records
+// the outcome; otherwise the caller already recorded the call as failed, and whichever of
+// the two comes second hands the permit back.
+func (c *timedCall[T]) conclude() {
+	if c.end(finished) {
+		return
+	}
+	b := c.b
+	if c.panicked && c.panicVal != nil {
+		b.logger.Error("bulkman: function panicked after its caller gave up",
+			slog.String("bulkhead", b.name), slog.Any("panic", c.panicVal))
+	}
+	if c.leaving.Add(1) == 2 {
+		b.freeAbandoned(c.s)
+	}
+}
+
+// executeTimed is Execute for a bulkhead with a Timeout. It fills in *r and returns
+// Execute's error.
+func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r *Result[T], timeout time.Duration) error {
+	var c *timedCall[T]
+	s, err := b.admit(ctx, timeout, func() *callCtx {
+		c = &timedCall[T]{fn: fn}
+		c.parent, c.b = ctx, b
+		return &c.callCtx
+	})
+	if err != nil {
+		return err
+	}
+	c.s = s
+	r.ExecutionID.set(b.idPrefix, s.seq)
+	r.QueuedTime = s.started - s.admitted
+	go c.run()
+
+	if parentDone := ctx.Done(); parentDone == nil {
+		<-s.wake
+	} else {
+		select {
+		case <-s.wake:
+		case <-parentDone:
+			if !c.end(departed) {
+				<-s.wake // fn's return or the Timeout came first: its token is on the way
+			}
+		}
+	}
+	end := b.clock.now()
+	r.ExecutionTime = end - s.started
+
+	decided := c.decided.Load()
+	if decided == finished {
+		if c.panicked {
+			b.finish(s, false, Failure, end, &c.callCtx)
+			if c.panicVal == nil {
+				runtime.Goexit()
+			}
+			panic(c.panicVal)
+		}
+		b.finish(s, c.err == nil, verdict(ctx, c.err), end, &c.callCtx)
+		if c.err != nil {
+			r.Err = c.err
+			return nil
+		}
+		r.Value, r.Success = c.value, true
+		return nil
+	}
+
+	// The caller gives up on a running fn: count it failed now, keep its permit held.
+	timedOut := decided == expired
+	o := Neutral
+	if timedOut {
+		o = Failure // a hung dependency must be able to trip the circuit
+	}
+	if cb := b.circuit; cb != nil {
+		cb.release(s.probe, o)
+	}
+	l := &b.ledger
+	l.mu.Lock()
+	l.abandonLocked(s, timedOut)
+	l.due.remove(&c.dl)
+	l.mu.Unlock()
+	if c.leaving.Add(1) == 2 {
+		b.freeAbandoned(s)
+	}
+	if b.hooks.Load() != nil {
+		b.emitFinished(timedOut, o, r.QueuedTime, r.ExecutionTime)
+	}
+	if timedOut {
+		return b.errTimeout
+	}
+	return ctx.Err()
+}
+
+// freeAbandoned hands back the permit of an abandoned call whose fn has returned.
+func (b *Bulkhead) freeAbandoned(s *slot) {
+	l := &b.ledger
+	l.mu.Lock()
+	l.finishLocked(s, false)
+	l.mu.Unlock()
 }

@@ -48,7 +48,7 @@ func FuzzNew(f *testing.F) {
 		}
 		st := b.Stats()
 		if st.TotalExecutions != st.SuccessfulExecutions+st.FailedExecutions+int64(st.ActiveTasks) {
-			t.Fatalf("I1 broken: %+v", st)
+			t.Fatalf("total != successful + failed + active: %+v", st)
 		}
 		if err := b.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)

@@ -493,14 +493,12 @@ func ExamplePermit_Release() {
 	jobCtx := p.Context(ctx) // ctx with the permit's deadline; ends on Release
 	err = runJob(jobCtx)
 	switch {
-	case err == nil:
-		_ = p.Release(core.Success)
 	case ctx.Err() != nil:
 		_ = p.Release(core.Neutral) // the caller went away: no verdict on the dependency
-	case jobCtx.Err() != nil:
-		_ = p.Release(core.TimedOut) // ran past the bulkhead's Timeout
+	case err != nil:
+		_ = p.Release(core.Failure) // past the deadline, Release records TimedOut
 	default:
-		_ = p.Release(core.Failure)
+		_ = p.Release(core.Success)
 	}
 	s := b.Stats()
 	fmt.Println(s.FailedExecutions, s.TimedOutExecutions)

@@ -1,19 +1,20 @@
 package core
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // ledger is the bulkhead's admission control and its statistics, under one mutex so that
-// Stats is a consistent snapshot (I1 to I4 hold at every instant a snapshot can see).
+// Stats is a consistent snapshot (the rules listed on Stats hold at every instant).
 //
 // It is a semaphore of maxActive permits with a queue of at most capacity-maxActive
 // waiters (waitQueue: by priority, tenants in turn, FIFO within a tenant; plain FIFO for
 // calls without either). A released permit passes straight to the waiter the queue serves
-// next, so late arrivals cannot barge ahead. failsafe-go's bulkhead (a buffered channel) cannot serve here: it
-// has no bound on waiters, no count of them, and cannot be resized.
+// next, so late arrivals cannot barge ahead. failsafe-go's bulkhead (a buffered channel)
+// cannot serve here: it has no bound on waiters, no count of them, and cannot be resized.
 type ledger struct {
 	mu        sync.Mutex
 	maxActive int // permits
@@ -34,16 +35,7 @@ type ledger struct {
 	timedOut  int64
 	seq       uint64
 
-	// Calls with a Timeout, queued or running, in deadline order, and the one timer that
-	// ends them: it is set for the earliest deadline, and moved only when a call is due
-	// before it (see watchLocked). Calls of a bulkhead share one Timeout, so a new call
-	// goes to the tail, and a call does not touch the timer.
-	dueHead, dueTail *callCtx
-	timer            *time.Timer
-	armed            bool
-	armedFor         time.Duration // the deadline the timer is set for, a clock offset
-	onDue            func()        // the timer's function (Bulkhead.expireDue)
-	clock            *clock        // the bulkhead's
+	due deadlines // the timeout's deadlines and timer (timeout.go)
 }
 
 // slot is one permit. It is reused from call to call; gen tells a live Permit from a
@@ -57,8 +49,9 @@ type slot struct {
 	seq       uint64        // the call's number, for its ExecutionID
 	admitted  time.Duration // clock offsets
 	started   time.Duration
-	abandoned bool       // guarded by ledger.mu
-	ctxs      *permitCtx // the contexts of Permit.Context, ended on release (ledger.mu)
+	caller    context.Context // Acquire's ctx, with a Timeout: did the caller leave? (see Release)
+	abandoned bool            // guarded by ledger.mu
+	ctxs      *permitCtx      // the contexts of Permit.Context, ended on release (ledger.mu)
 }
 
 // waiter is a caller in the queue.
@@ -69,6 +62,7 @@ type waiter struct {
 	prio       Priority
 	tenant     *tenantQueue // its line in the queue (waitQueue)
 	prev, next *waiter      // its neighbours in that line
+	due        deadline     // listed while it waits, when the bulkhead has a Timeout
 }
 
 // refuseLocked turns w away with err, whether it still waits or was just granted a permit
@@ -90,7 +84,7 @@ func (l *ledger) refuseLocked(w *waiter, err *Error) bool {
 }
 
 func (l *ledger) init(maxActive, maxQueue int, clk *clock, onDue func()) {
-	l.clock, l.onDue = clk, onDue
+	l.due.clock, l.due.fire = clk, onDue
 	l.maxActive = maxActive
 	l.capacity = maxActive + maxQueue
 	l.drained = make(chan struct{})
@@ -195,60 +189,4 @@ func (l *ledger) abandonLocked(s *slot, timedOut bool) {
 	if timedOut {
 		l.timedOut++
 	}
-}
-
-// watchLocked puts c in the list of timed calls, in deadline order, and sets the timer if
-// c is due before anything else.
-func (l *ledger) watchLocked(c *callCtx) {
-	p := l.dueTail
-	for p != nil && p.due > c.due { // only after Reconfigure shortened the Timeout
-		p = p.prev
-	}
-	c.prev = p
-	if p != nil {
-		c.next, p.next = p.next, c
-	} else {
-		c.next, l.dueHead = l.dueHead, c
-	}
-	if c.next != nil {
-		c.next.prev = c
-	} else {
-		l.dueTail = c
-	}
-	c.watched = true
-	if !l.armed || c.due < l.armedFor {
-		l.armLocked(c.due)
-	}
-}
-
-// unwatchLocked takes c out of the list, if it is still there. The timer stays set: if it
-// fires for nothing it only sets itself for the next deadline.
-func (l *ledger) unwatchLocked(c *callCtx) {
-	if !c.watched {
-		return
-	}
-	c.watched = false
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else {
-		l.dueHead = c.next
-	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	} else {
-		l.dueTail = c.prev
-	}
-	c.prev, c.next = nil, nil
-}
-
-// armLocked sets the timer for the deadline due. It reads the clock, which only a call due
-// before all others (or the timer's own run) needs.
-func (l *ledger) armLocked(due time.Duration) {
-	after := max(due-l.clock.now(), 0)
-	if l.timer == nil {
-		l.timer = time.AfterFunc(after, l.onDue)
-	} else {
-		l.timer.Reset(after)
-	}
-	l.armed, l.armedFor = true, due
 }

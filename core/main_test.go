@@ -111,23 +111,26 @@ func assertRefusal(t *testing.T, err error, want error, name string) *core.Error
 	return e
 }
 
-// assertInvariants checks I1 to I3 of SEMANTICS.md on one snapshot.
+// assertInvariants checks the rules every snapshot keeps: total = successful + failed +
+// active; 0 <= active and active + abandoned <= MaxConcurrentCalls; 0 <= in_flight <=
+// MaxConcurrentCalls + MaxQueueSize.
 func assertInvariants(t *testing.T, s core.Stats) bool {
 	t.Helper()
-	ok := assert.Equal(t, s.TotalExecutions, s.SuccessfulExecutions+s.FailedExecutions+int64(s.ActiveTasks), "I1 total = successful + failed + active: %+v", s)
-	ok = assert.GreaterOrEqual(t, s.ActiveTasks, 0, "I2 active >= 0: %+v", s) && ok
-	ok = assert.LessOrEqual(t, s.ActiveTasks+s.AbandonedTasks, s.MaxConcurrentCalls, "I2 active + abandoned <= max: %+v", s) && ok
-	ok = assert.GreaterOrEqual(t, s.InFlightCount, 0, "I3 in_flight >= 0: %+v", s) && ok
-	ok = assert.LessOrEqual(t, s.InFlightCount, s.MaxConcurrentCalls+s.MaxQueueSize, "I3 in_flight <= C: %+v", s) && ok
+	ok := assert.Equal(t, s.TotalExecutions, s.SuccessfulExecutions+s.FailedExecutions+int64(s.ActiveTasks), "total = successful + failed + active: %+v", s)
+	ok = assert.GreaterOrEqual(t, s.ActiveTasks, 0, "active >= 0: %+v", s) && ok
+	ok = assert.LessOrEqual(t, s.ActiveTasks+s.AbandonedTasks, s.MaxConcurrentCalls, "active + abandoned <= max: %+v", s) && ok
+	ok = assert.GreaterOrEqual(t, s.InFlightCount, 0, "in_flight >= 0: %+v", s) && ok
+	ok = assert.LessOrEqual(t, s.InFlightCount, s.MaxConcurrentCalls+s.MaxQueueSize, "in_flight <= capacity: %+v", s) && ok
 	return ok
 }
 
-// assertIdle checks I4: an idle bulkhead has nothing active, in flight or abandoned.
+// assertIdle checks that an idle bulkhead has nothing active, in flight, abandoned or
+// queued.
 func assertIdle(t *testing.T, s core.Stats) {
 	t.Helper()
 	assertInvariants(t, s)
-	assert.Zero(t, s.ActiveTasks, "I4 active")
-	assert.Zero(t, s.InFlightCount, "I4 in_flight")
-	assert.Zero(t, s.AbandonedTasks, "I4 abandoned")
-	assert.Zero(t, s.QueuedTasks, "I4 queued")
+	assert.Zero(t, s.ActiveTasks, "idle: active")
+	assert.Zero(t, s.InFlightCount, "idle: in_flight")
+	assert.Zero(t, s.AbandonedTasks, "idle: abandoned")
+	assert.Zero(t, s.QueuedTasks, "idle: queued")
 }

@@ -2,7 +2,7 @@ package core
 
 import (
 	"context"
-	"sync/atomic"
+	"fmt"
 	"time"
 )
 
@@ -37,6 +37,8 @@ type Permit struct {
 // (streams, response bodies). It applies the same checks as Execute, in the same order,
 // and waits in the FIFO queue until a permit is free, ctx ends, or the bulkhead's Timeout
 // passes (ErrTimeout). It never abandons the call: the permit is held until Release.
+// With a Timeout, the permit keeps ctx until Release, to tell whether the caller left
+// before the deadline (see Release).
 //
 // The error is ctx's error if ctx ended first (nothing counted), or a *Error wrapping
 // ErrShutdown, ErrCircuitOpen, ErrFull or ErrTimeout.
@@ -45,21 +47,35 @@ func (b *Bulkhead) Acquire(ctx context.Context) (Permit, error) {
 		return Permit{}, invalidArg("Acquire: nil Bulkhead or context")
 	}
 	timeout := time.Duration(b.timeout.Load())
-	s, err := b.admit(ctx, nil, timeout)
+	s, err := b.admit(ctx, timeout, nil)
 	if err != nil {
 		return Permit{}, err
 	}
 	p := Permit{b: b, s: s, gen: s.gen.Add(1)}
 	if timeout > 0 {
 		p.deadline = s.admitted + timeout
+		s.caller = ctx
 	}
 	return p, nil
 }
 
-// Release ends the call with outcome o and frees its permit. The first Release of a
-// Permit returns nil; any later one (and Release of a zero Permit) changes nothing and
-// returns a *Error wrapping ErrReleased: it is a programmer error.
-// Release is safe for concurrent use; exactly one of racing calls wins.
+// Release ends the call with outcome o and frees its permit.
+//
+// A call released after its permit's Deadline has timed out, as a call that runs past
+// its Timeout does in Execute: Success and Failure are then recorded as TimedOut (failed
+// and timed out in Stats, a failure for the circuit), unless the context given to Acquire
+// has ended (the caller left first: its own deadline or cancellation), in which case o
+// stands. Neutral and TimedOut always stand. So an adapter passes what the work's result
+// says (or Neutral when its caller went away) and Release applies the deadline, by the
+// bulkhead's clock rather than by the context of Context, which the bulkhead's timer ends
+// a moment after the deadline.
+//
+// The first Release of a Permit returns nil. Any later one (and Release of a zero Permit)
+// changes nothing and returns a *Error wrapping ErrReleased: it is a programmer error. An
+// o that is none of the four Outcomes releases the permit as Neutral (a half-open probe
+// comes back, the circuit does not move) and returns a *Error wrapping
+// ErrInvalidArgument that names the value. Release is safe for concurrent use; exactly
+// one of racing calls wins.
 func (p Permit) Release(o Outcome) error {
 	if p.s == nil {
 		return &Error{Err: ErrReleased, detail: "zero Permit"}
@@ -67,12 +83,26 @@ func (p Permit) Release(o Outcome) error {
 	if !p.s.gen.CompareAndSwap(p.gen, p.gen+1) {
 		return &Error{Bulkhead: p.b.name, Err: ErrReleased}
 	}
-	var end time.Duration
-	if p.b.hooks.Load() != nil { // only the hooks want to know when it ended
-		end = p.b.clock.now()
+	var bad error
+	if o > TimedOut {
+		bad = &Error{Bulkhead: p.b.name, Err: ErrInvalidArgument,
+			detail: fmt.Sprintf("Release: unknown Outcome %d, released as Neutral", o)}
+		o = Neutral
 	}
-	p.b.finish(p.s, o == Success, o, end, nil)
-	return nil
+	b, s := p.b, p.s
+	caller := s.caller
+	s.caller = nil // the slot goes back to the free list: it must not keep the context
+	var end time.Duration
+	if p.deadline != 0 && o <= Failure {
+		end = b.clock.now()
+		if end >= p.deadline && caller.Err() == nil {
+			o = TimedOut
+		}
+	} else if b.hooks.Load() != nil { // only the hooks want to know when it ended
+		end = b.clock.now()
+	}
+	b.finish(s, o == Success, o, end, nil)
+	return bad
 }
 
 // Deadline returns when the call's Timeout ends (admission plus Config.Timeout), and
@@ -83,14 +113,6 @@ func (p Permit) Deadline() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return p.b.clock.at(p.deadline), true
-}
-
-// Expired reports whether p's deadline has passed, by the bulkhead's clock; false when
-// the bulkhead has no Timeout (and for the zero Permit). It is the question to ask when
-// choosing between TimedOut and another Outcome: the context of Context learns of the
-// deadline from the bulkhead's timer, which may run a moment after it.
-func (p Permit) Expired() bool {
-	return p.deadline != 0 && p.b.clock.now() >= p.deadline
 }
 
 // Context returns the context for the work p covers: parent, bounded by p's deadline. It
@@ -116,7 +138,8 @@ func (p Permit) Context(parent context.Context) context.Context {
 	if d, ok := parent.Deadline(); ok && !d.After(b.clock.at(p.deadline)) {
 		return parent
 	}
-	c := &permitCtx{callCtx: callCtx{parent: parent, b: b, due: p.deadline}}
+	c := &permitCtx{callCtx: callCtx{parent: parent, b: b}}
+	c.dl.at, c.dl.c = p.deadline, &c.callCtx
 	l := &b.ledger
 	l.mu.Lock()
 	if p.s.gen.Load() != p.gen { // released
@@ -125,79 +148,9 @@ func (p Permit) Context(parent context.Context) context.Context {
 		return c
 	}
 	c.nextOfSlot, p.s.ctxs = p.s.ctxs, c
-	l.watchLocked(&c.callCtx)
+	l.due.add(&c.dl)
 	l.mu.Unlock()
 	return c
-}
-
-// permitCtx is the context of Permit.Context: a callCtx that no caller waits on, ended by
-// the bulkhead's timer, by the release, or by its parent's end, which it learns through
-// context.AfterFunc, registered when someone first asks for Done or AfterFunc (until then
-// nobody waits for its end, and Err asks the parent itself).
-type permitCtx struct {
-	callCtx
-	following  atomic.Int32 // notFollowing, then following (by followParent) or released
-	stop       func() bool  // stops following the parent (callCtx.mu)
-	nextOfSlot *permitCtx   // the slot's other contexts (ledger.mu)
-}
-
-// The states of permitCtx.following.
-const (
-	notFollowing = iota
-	following
-	released // released before anyone asked: never follow
-)
-
-func (c *permitCtx) Done() <-chan struct{} {
-	c.followParent()
-	return c.callCtx.Done()
-}
-
-func (c *permitCtx) Err() error {
-	if c.decided.Load() == running && c.parent.Err() != nil {
-		// The parent ended, and nobody follows it or the AfterFunc that tells us is still
-		// on its way: its error shows at once, as a child of context.WithCancel's would.
-		c.end(departed)
-	}
-	return c.callCtx.Err()
-}
-
-func (c *permitCtx) AfterFunc(f func()) (stop func() bool) {
-	c.followParent()
-	return c.callCtx.AfterFunc(f)
-}
-
-// followParent makes the context end when its parent does. After the first call it is one
-// atomic load.
-func (c *permitCtx) followParent() {
-	if c.following.Load() != notFollowing {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.following.CompareAndSwap(notFollowing, following) {
-		return // followed by another caller, or released
-	}
-	if c.parent.Done() == nil || c.decided.Load() != running {
-		return // the parent never ends, or this context already has
-	}
-	c.stop = context.AfterFunc(c.parent, func() { c.end(departed) })
-}
-
-// release ends the context when its permit is released, and stops following the parent.
-// A context nobody asked about costs one compare-and-swap here.
-func (c *permitCtx) release() {
-	c.end(finished)
-	if c.following.CompareAndSwap(notFollowing, released) {
-		return
-	}
-	c.mu.Lock() // waits for a followParent in progress
-	stop := c.stop
-	c.stop = nil
-	c.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
 }
 
 // Bulkhead returns the bulkhead that granted the permit (nil for the zero Permit).

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -122,7 +123,6 @@ func TestPermitZero(t *testing.T) {
 	assert.ErrorAs(t, err, &e)
 	_, ok := p.Deadline()
 	assert.False(t, ok)
-	assert.False(t, p.Expired())
 	assert.Nil(t, p.Bulkhead())
 }
 
@@ -161,7 +161,6 @@ func TestPermitDeadline(t *testing.T) {
 		d, ok := first.Deadline()
 		assert.True(t, ok)
 		assert.Equal(t, start.Add(time.Second), d)
-		assert.False(t, first.Expired())
 
 		go func() {
 			time.Sleep(300 * time.Millisecond)
@@ -172,10 +171,6 @@ func TestPermitDeadline(t *testing.T) {
 		d, ok = second.Deadline()
 		assert.True(t, ok)
 		assert.Equal(t, start.Add(time.Second), d, "the deadline counts from admission, queue wait included")
-		time.Sleep(700*time.Millisecond - time.Nanosecond)
-		assert.False(t, second.Expired(), "a nanosecond before the deadline")
-		time.Sleep(time.Nanosecond)
-		assert.True(t, second.Expired(), "at the deadline")
 
 		// Acquire never abandons: the permit outlives the Timeout until Release.
 		time.Sleep(5 * time.Second)
@@ -184,7 +179,9 @@ func TestPermitDeadline(t *testing.T) {
 		assert.Zero(t, s.TimedOutExecutions)
 		assert.Zero(t, s.AbandonedTasks)
 		require.NoError(t, second.Release(core.Success))
-		assert.Equal(t, int64(2), b.Stats().SuccessfulExecutions)
+		s = b.Stats()
+		assert.Equal(t, int64(1), s.SuccessfulExecutions, "released before the deadline")
+		assert.Equal(t, int64(1), s.TimedOutExecutions, "released after the deadline")
 
 		nb := newBulkhead(t, nil)
 		p, err := nb.Acquire(context.Background())
@@ -192,8 +189,8 @@ func TestPermitDeadline(t *testing.T) {
 		_, ok = p.Deadline()
 		assert.False(t, ok, "no Timeout, no deadline")
 		time.Sleep(time.Hour)
-		assert.False(t, p.Expired(), "no Timeout, never expired")
 		require.NoError(t, p.Release(core.Success))
+		assert.Equal(t, int64(1), nb.Stats().SuccessfulExecutions, "no Timeout, never timed out")
 	})
 }
 
@@ -210,6 +207,103 @@ func TestPermitAllocations(t *testing.T) {
 		}
 	})
 	assert.Zero(t, allocs, "Acquire + Release allocate nothing")
+}
+
+// TestReleaseAfterDeadline checks the rule Release applies: a call released once its
+// permit's deadline has passed timed out, whatever its outcome, unless its caller left
+// first; Neutral and TimedOut stand.
+func TestReleaseAfterDeadline(t *testing.T) {
+	tests := []struct {
+		name    string
+		held    time.Duration // from admission to Release
+		outcome core.Outcome
+		caller  string // "stays", "cancelled" or "deadline": what the Acquire ctx did
+		want    string // S: successful, F: failed, T: failed and timed out
+		circuit core.State
+	}{
+		{"success before the deadline", time.Second - time.Nanosecond, core.Success, "stays", "S", core.Healthy},
+		{"failure before the deadline", time.Second - time.Nanosecond, core.Failure, "stays", "F", core.Isolated},
+		{"success at the deadline", time.Second, core.Success, "stays", "T", core.Isolated},
+		{"success after the deadline", time.Hour, core.Success, "stays", "T", core.Isolated},
+		{"failure after the deadline", time.Hour, core.Failure, "stays", "T", core.Isolated},
+		{"neutral after the deadline", time.Hour, core.Neutral, "stays", "F", core.Healthy},
+		{"timed out before the deadline", time.Millisecond, core.TimedOut, "stays", "T", core.Isolated},
+		{"caller cancelled, success after", time.Hour, core.Success, "cancelled", "S", core.Healthy},
+		{"caller cancelled, failure after", time.Hour, core.Failure, "cancelled", "F", core.Isolated},
+		{"caller's own deadline, success after", time.Hour, core.Success, "deadline", "S", core.Healthy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newCircuit(t, 1, 1, func(c *core.Config) { c.Timeout = time.Second })
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				if tt.caller == "deadline" {
+					ctx, cancel = context.WithTimeout(ctx, 500*time.Millisecond)
+					defer cancel()
+				}
+				p, err := b.Acquire(ctx)
+				require.NoError(t, err)
+				if tt.caller == "cancelled" {
+					cancel()
+				}
+				time.Sleep(tt.held)
+				require.NoError(t, p.Release(tt.outcome))
+				s := b.Stats()
+				assertIdle(t, s)
+				var got string
+				switch {
+				case s.TimedOutExecutions == 1 && s.FailedExecutions == 1:
+					got = "T"
+				case s.FailedExecutions == 1 && s.TimedOutExecutions == 0:
+					got = "F"
+				case s.SuccessfulExecutions == 1:
+					got = "S"
+				default:
+					got = fmt.Sprintf("%+v", s)
+				}
+				assert.Equal(t, tt.want, got)
+				assert.Equal(t, tt.circuit, s.State)
+			})
+		})
+	}
+}
+
+// TestReleaseUnknownOutcome checks that an Outcome outside the four is an error naming
+// the value, and that the permit is still released, as Neutral: a half-open probe comes
+// back instead of leaving the circuit HALF_OPEN for good.
+func TestReleaseUnknownOutcome(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		b := newCircuit(t, 1, 1, nil)
+		p, err := b.Acquire(context.Background())
+		require.NoError(t, err)
+		err = p.Release(core.Outcome(9))
+		e := assertRefusal(t, err, core.ErrInvalidArgument, "test")
+		require.NotNil(t, e)
+		assert.Contains(t, err.Error(), "unknown Outcome 9")
+		s := b.Stats()
+		assertIdle(t, s)
+		assert.Equal(t, int64(1), s.FailedExecutions, "released as Neutral: not a success")
+		assert.Equal(t, core.Healthy, s.State, "Neutral never opens")
+		assertRefusal(t, p.Release(core.Success), core.ErrReleased, "test")
+	})
+	t.Run("half-open probe", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := newCircuit(t, 1, 1, nil)
+			tripAndWait(t, b)
+			for range 3 {
+				p, err := b.Acquire(context.Background())
+				require.NoError(t, err, "the probe came back")
+				assert.ErrorIs(t, p.Release(core.Outcome(200)), core.ErrInvalidArgument)
+				assert.Equal(t, core.Degraded, b.State())
+			}
+			p, err := b.Acquire(context.Background())
+			require.NoError(t, err)
+			require.NoError(t, p.Release(core.Success))
+			assert.Equal(t, core.Healthy, b.State())
+			assertIdle(t, b.Stats())
+		})
+	})
 }
 
 // TestReleaseTimedOut checks the outcome middleware reports when a handler ran past the

@@ -14,7 +14,8 @@ import (
 )
 
 // TestStatsLedger walks one bulkhead through queueing, running, abandoning and
-// finishing, checking the exact counters and I1 to I3 at every step and I4 when idle.
+// finishing, checking the exact counters and the snapshot rules (assertInvariants) at every
+// step, and that it is idle at the end.
 func TestStatsLedger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, func(c *core.Config) {
@@ -55,7 +56,7 @@ func TestStatsLedger(t *testing.T) {
 		assertRefusal(t, err, core.ErrTimeout, "test")
 		step("timed out, abandoned", counts{total: 3, ok: 2, failed: 1, timedOut: 1, abandoned: 1})
 
-		p, err := b.Acquire(context.Background()) // a permit that never times out
+		p, err := b.Acquire(context.Background()) // never abandoned: held until Release
 		require.NoError(t, err)
 		step("one running beside the abandoned", counts{total: 4, ok: 2, failed: 1, timedOut: 1, active: 1, abandoned: 1})
 		_, err = core.Execute(context.Background(), b, fail)
@@ -66,13 +67,14 @@ func TestStatsLedger(t *testing.T) {
 		synctest.Wait()
 		step("the abandoned returned", counts{total: 4, ok: 2, failed: 1, rejected: 1, timedOut: 1, active: 1})
 		require.NoError(t, p.Release(core.Success))
-		step("idle", counts{total: 4, ok: 3, failed: 1, rejected: 1, timedOut: 1})
+		step("released after its deadline: timed out", counts{total: 4, ok: 2, failed: 2, rejected: 1, timedOut: 2})
 		assertIdle(t, b.Stats())
 	})
 }
 
-// ResetStats zeroes the counters but keeps calls that run counted as started, so I1
-// holds while they run and after they finish (the Python library breaks this).
+// ResetStats zeroes the counters but keeps calls that run counted as started, so total =
+// successful + failed + active holds while they run and after they finish (the Python
+// library breaks this).
 func TestStatsResetWhileRunning(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, func(c *core.Config) {

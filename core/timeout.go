@@ -3,39 +3,175 @@ package core
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// What ended a timed call: the first of fn's return, the Timeout and the caller's ctx.
+// The timeout of a bulkhead is one component: a list of deadlines in deadline order, one
+// timer set for the earliest, and the contexts that the timer ends. Execute with a Timeout,
+// Acquire's wait in the queue and Permit.Context all go through it:
+//
+//   - a caller waiting in the queue (Execute's or Acquire's) has its waiter's deadline in
+//     the list, and is refused with ErrTimeout when it passes;
+//   - a running timed call of Execute has its context's deadline there instead (it takes
+//     its waiter's place if it queued first), and the context is ended when it passes;
+//   - a context from Permit.Context has its own deadline there, and is ended the same way.
+//
+// Every call of a bulkhead has the same Timeout, so a new deadline goes to the tail, and
+// the timer is moved only for a deadline earlier than the one it is set for (after
+// Reconfigure shortened the Timeout, or for a Permit.Context asked for long after its
+// admission). A deadline that leaves the list leaves the timer alone: a timer that fires
+// for nothing sets itself for the next deadline. All of it is guarded by ledger.mu, which
+// admission and release take anyway.
+
+// deadline is one entry of the list: a queued caller (w) or a context (c).
+type deadline struct {
+	at         time.Duration // a clock offset
+	prev, next *deadline
+	listed     bool
+	w          *waiter  // a caller in the queue: refused with ErrTimeout when due
+	c          *callCtx // a running timed call or a Permit's context: ended when due
+}
+
+// deadlines is the list and its timer (ledger.mu).
+type deadlines struct {
+	head, tail *deadline
+	timer      *time.Timer
+	armed      bool
+	armedFor   time.Duration // the deadline the timer is set for
+	clock      *clock        // the bulkhead's
+	fire       func()        // the timer's function: Bulkhead.expireDue
+}
+
+// add puts e in the list, in deadline order, and sets the timer if e is due first.
+func (d *deadlines) add(e *deadline) {
+	p := d.tail
+	for p != nil && p.at > e.at { // only after Reconfigure shortened the Timeout
+		p = p.prev
+	}
+	e.prev = p
+	if p != nil {
+		e.next, p.next = p.next, e
+	} else {
+		e.next, d.head = d.head, e
+	}
+	if e.next != nil {
+		e.next.prev = e
+	} else {
+		d.tail = e
+	}
+	e.listed = true
+	if !d.armed || e.at < d.armedFor {
+		d.arm(e.at)
+	}
+}
+
+// replace puts e, due at the same time as old, in old's place.
+func (d *deadlines) replace(old, e *deadline) {
+	if !old.listed {
+		return
+	}
+	e.prev, e.next, e.listed = old.prev, old.next, true
+	if e.prev != nil {
+		e.prev.next = e
+	} else {
+		d.head = e
+	}
+	if e.next != nil {
+		e.next.prev = e
+	} else {
+		d.tail = e
+	}
+	old.prev, old.next, old.listed = nil, nil, false
+}
+
+// remove takes e out of the list, if it is there.
+func (d *deadlines) remove(e *deadline) {
+	if !e.listed {
+		return
+	}
+	e.listed = false
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		d.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		d.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+// arm sets the timer for the deadline at. It reads the clock, which only a deadline due
+// before all others (or the timer's own run) needs.
+func (d *deadlines) arm(at time.Duration) {
+	after := max(at-d.clock.now(), 0)
+	if d.timer == nil {
+		d.timer = time.AfterFunc(after, d.fire)
+	} else {
+		d.timer.Reset(after)
+	}
+	d.armed, d.armedFor = true, at
+}
+
+// expireDue is the bulkhead's deadline timer: it refuses every due caller still in the
+// queue (there and then, under the lock, as Shutdown refuses waiters), ends every due
+// context after the lock, and sets the timer for the next deadline. A timer that fires
+// late or for nothing does no harm.
+func (b *Bulkhead) expireDue() {
+	var buf [8]*callCtx
+	due := buf[:0]
+	l := &b.ledger
+	now := b.clock.now()
+	l.mu.Lock()
+	d := &l.due
+	for e := d.head; e != nil && e.at <= now; e = d.head {
+		d.remove(e)
+		if e.w != nil {
+			if l.refuseLocked(e.w, b.errTimeout) {
+				l.rejected++
+			}
+			continue
+		}
+		due = append(due, e.c)
+	}
+	d.armed = false
+	if e := d.head; e != nil {
+		d.arm(e.at)
+	}
+	l.checkDrainedLocked()
+	l.mu.Unlock()
+	for _, c := range due {
+		c.end(expired)
+	}
+}
+
+// What ended a context: the first of the work's end, the deadline and the parent's end.
 const (
 	running  int32 = iota
-	finished       // fn returned (or panicked) first
-	expired        // the Timeout passed first
-	departed       // the caller's ctx ended first
+	finished       // the work ended first (fn returned or panicked, or the permit was released)
+	expired        // the deadline passed first
+	departed       // the parent (the caller's ctx) ended first
 )
 
 // callCtx is the context fn gets when its bulkhead has a Timeout, and the meeting point
 // of the caller and the goroutine running fn. (It is also the heart of Permit.Context's
-// context, permitCtx, which no caller waits on.) Whichever of fn's return, the Timeout and
-// the caller's ctx comes first wins end (one compare-and-swap) and so decides the call.
-// fn's return and the Timeout wake the caller with a token on its permit's wake channel,
-// which is reused from call to call; Done's channel is made only if fn asks for it, as
-// context.WithCancel does. No lock is taken unless fn asks for Done or registers an
-// AfterFunc (as context.WithCancel(ctx) does). The context thus costs one allocation (two
-// once fn asks for Done), against four for context.WithDeadline (docs/performance.md).
-//
-// No timer is set per call: the bulkhead keeps its timed calls in a list in deadline
-// order (see ledger.watchLocked) and one timer for the earliest.
+// context, permitCtx, which no caller waits on.) Whichever of fn's return, the deadline
+// and the caller's ctx comes first wins end (one compare-and-swap) and so decides the
+// call. fn's return and the deadline wake the caller with a token on its permit's wake
+// channel, which is reused from call to call; Done's channel is made only if fn asks for
+// it, as context.WithCancel does. No lock is taken unless fn asks for Done or registers
+// an AfterFunc (as context.WithCancel(ctx) does), and no timer is set: the bulkhead's
+// deadline list ends it. docs/design.md ("The timeout") compares it with
+// context.WithDeadline.
 type callCtx struct {
 	parent context.Context
 	b      *Bulkhead
-	start  time.Duration                 // admission, a clock offset
-	due    time.Duration                 // admission + Timeout, a clock offset
-	wake   chan struct{}                 // the permit's wake channel, set when the call starts (ledger.mu)
+	dl     deadline                      // in the bulkhead's list while it runs (dl.c is the context itself)
+	wake   chan struct{}                 // the permit's wake channel (nil for a Permit's context)
 	done   atomic.Pointer[chan struct{}] // &doneCh once Done made it, or &closedchan once ended
 	doneCh chan struct{}                 // made by the first Done, under mu, before done points to it
 
@@ -46,13 +182,7 @@ type callCtx struct {
 	leaving atomic.Int32
 
 	hasAfter atomic.Bool // AfterFunc was called: end must look at afterFuncs
-	watched  bool        // in the ledger's list (ledger.mu)
 	panicked bool        // fn panicked or called runtime.Goexit (see timedCall.run)
-
-	// Guarded by ledger.mu: the ledger's list of timed calls, in deadline order, and the
-	// queue place of a call that has not started yet.
-	prev, next *callCtx
-	waiter     *waiter
 
 	mu         sync.Mutex
 	afterFuncs map[*afterFunc]struct{} // guarded by mu
@@ -66,7 +196,7 @@ var closedchan = func() chan struct{} {
 }()
 
 func (c *callCtx) Deadline() (time.Time, bool) {
-	deadline := c.b.clock.at(c.due)
+	deadline := c.b.clock.at(c.dl.at)
 	if d, ok := c.parent.Deadline(); ok && d.Before(deadline) {
 		return d, true
 	}
@@ -91,7 +221,7 @@ func (c *callCtx) Done() <-chan struct{} {
 	return *c.done.Load() // end came first: closedchan
 }
 
-// Err returns nil until the context is done, then why the call ended.
+// Err returns nil until the context is done, then why it ended.
 func (c *callCtx) Err() error {
 	r := c.decided.Load()
 	if r == running {
@@ -110,7 +240,7 @@ func (c *callCtx) Err() error {
 func (c *callCtx) Value(key any) any { return c.parent.Value(key) }
 
 func (c *callCtx) String() string {
-	return fmt.Sprintf("%v.WithBulkheadTimeout(%v)", c.parent, c.b.clock.at(c.due))
+	return fmt.Sprintf("%v.WithBulkheadTimeout(%v)", c.parent, c.b.clock.at(c.dl.at))
 }
 
 // end closes the context for reason r, unless it has already ended, and wakes the caller
@@ -174,164 +304,72 @@ func (c *callCtx) AfterFunc(f func()) (stop func() bool) {
 	}
 }
 
-// expireDue is the bulkhead's deadline timer: it ends every timed call whose Timeout has
-// passed and sets the timer for the next one. A call still waiting for a permit is
-// refused with ErrTimeout there and then, under the lock, like Shutdown refuses waiters. A
-// timer that fires late or for nothing (the call it was set for has finished) does no
-// harm.
-func (b *Bulkhead) expireDue() {
-	var buf [8]*callCtx
-	started := buf[:0] // due calls whose function runs: ended after the lock
-	l := &b.ledger
-	now := b.clock.now()
-	l.mu.Lock()
-	for c := l.dueHead; c != nil && c.due <= now; c = l.dueHead {
-		l.unwatchLocked(c)
-		if w := c.waiter; w != nil {
-			c.waiter = nil
-			if l.refuseLocked(w, b.errTimeout) {
-				l.rejected++
-			}
-			continue
-		}
-		started = append(started, c)
-	}
-	l.armed = false
-	if c := l.dueHead; c != nil {
-		l.armLocked(c.due)
-	}
-	l.checkDrainedLocked()
-	l.mu.Unlock()
-	for _, c := range started {
-		c.end(expired)
-	}
-}
-
-type timedCall[T any] struct {
+// permitCtx is the context of Permit.Context: a callCtx that no caller waits on, ended by
+// the bulkhead's timer, by the release, or by its parent's end, which it learns through
+// context.AfterFunc, registered when someone first asks for Done or AfterFunc (until then
+// nobody waits for its end, and Err asks the parent itself).
+type permitCtx struct {
 	callCtx
-	s        *slot
-	fn       func(context.Context) (T, error)
-	value    T
-	err      error
-	panicVal any
+	following  atomic.Int32 // notFollowing, then following (by followParent) or released
+	stop       func() bool  // stops following the parent (callCtx.mu)
+	nextOfSlot *permitCtx   // the slot's other contexts (ledger.mu)
 }
 
-// run calls fn on its own goroutine and reports back through the context.
-func (c *timedCall[T]) run() {
-	returned := false
-	defer func() {
-		if returned {
-			return
-		}
-		// A panic is re-raised on the caller's goroutine, if the caller still waits. A nil
-		// recover means fn called runtime.Goexit (panic(nil) arrives as a
-		// *runtime.PanicNilError): the caller's goroutine exits the same way.
-		p := recover()
-		c.panicked, c.panicVal = true, p
-		c.conclude()
-	}()
-	c.value, c.err = c.fn(&c.callCtx)
-	returned = true
-	c.conclude()
+// The states of permitCtx.following.
+const (
+	notFollowing = iota
+	following
+	released // released before anyone asked: never follow
+)
+
+func (c *permitCtx) Done() <-chan struct{} {
+	c.followParent()
+	return c.callCtx.Done()
 }
 
-// conclude runs on fn's goroutine when fn is over. If fn came first, the caller records
-// the outcome; otherwise the caller already recorded the call as failed, and whichever of
-// the two comes second hands the permit back.
-func (c *timedCall[T]) conclude() {
-	if c.end(finished) {
+func (c *permitCtx) Err() error {
+	if c.decided.Load() == running && c.parent.Err() != nil {
+		// The parent ended, and nobody follows it or the AfterFunc that tells us is still
+		// on its way: its error shows at once, as a child of context.WithCancel's would.
+		c.end(departed)
+	}
+	return c.callCtx.Err()
+}
+
+func (c *permitCtx) AfterFunc(f func()) (stop func() bool) {
+	c.followParent()
+	return c.callCtx.AfterFunc(f)
+}
+
+// followParent makes the context end when its parent does. After the first call it is one
+// atomic load.
+func (c *permitCtx) followParent() {
+	if c.following.Load() != notFollowing {
 		return
 	}
-	b := c.b
-	if c.panicked && c.panicVal != nil {
-		b.logger.Error("bulkman: function panicked after its caller gave up",
-			slog.String("bulkhead", b.name), slog.Any("panic", c.panicVal))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.following.CompareAndSwap(notFollowing, following) {
+		return // followed by another caller, or released
 	}
-	if c.leaving.Add(1) == 2 {
-		b.freeAbandoned(c.s)
+	if c.parent.Done() == nil || c.decided.Load() != running {
+		return // the parent never ends, or this context already has
 	}
+	c.stop = context.AfterFunc(c.parent, func() { c.end(departed) })
 }
 
-// executeTimed is Execute for a bulkhead with a Timeout. It fills in *r and returns
-// Execute's error.
-func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Context) (T, error), r *Result[T], timeout time.Duration) error {
-	var c *timedCall[T]
-	s, err := b.admit(ctx, func() *callCtx {
-		now := b.clock.now()
-		c = &timedCall[T]{fn: fn}
-		c.parent, c.b, c.start, c.due = ctx, b, now, now+timeout
-		return &c.callCtx
-	}, 0)
-	if err != nil {
-		return err
+// release ends the context when its permit is released, and stops following the parent.
+// A context nobody asked about costs one compare-and-swap here.
+func (c *permitCtx) release() {
+	c.end(finished)
+	if c.following.CompareAndSwap(notFollowing, released) {
+		return
 	}
-	c.s = s
-	r.ExecutionID.set(b.idPrefix, s.seq)
-	r.QueuedTime = s.started - s.admitted
-	go c.run()
-
-	if parentDone := ctx.Done(); parentDone == nil {
-		<-s.wake
-	} else {
-		select {
-		case <-s.wake:
-		case <-parentDone:
-			if !c.end(departed) {
-				<-s.wake // fn's return or the Timeout came first: its token is on the way
-			}
-		}
+	c.mu.Lock() // waits for a followParent in progress
+	stop := c.stop
+	c.stop = nil
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
-	end := b.clock.now()
-	r.ExecutionTime = end - s.started
-
-	decided := c.decided.Load()
-	if decided == finished {
-		if c.panicked {
-			b.finish(s, false, Failure, end, &c.callCtx)
-			if c.panicVal == nil {
-				runtime.Goexit()
-			}
-			panic(c.panicVal)
-		}
-		b.finish(s, c.err == nil, verdict(ctx, c.err), end, &c.callCtx)
-		if c.err != nil {
-			r.Err = c.err
-			return nil
-		}
-		r.Value, r.Success = c.value, true
-		return nil
-	}
-
-	// The caller gives up on a running fn: count it failed now, keep its permit held.
-	timedOut := decided == expired
-	o := Neutral
-	if timedOut {
-		o = Failure // a hung dependency must be able to trip the circuit
-	}
-	if cb := b.circuit; cb != nil {
-		cb.release(s.probe, o)
-	}
-	l := &b.ledger
-	l.mu.Lock()
-	l.abandonLocked(s, timedOut)
-	l.unwatchLocked(&c.callCtx)
-	l.mu.Unlock()
-	if c.leaving.Add(1) == 2 {
-		b.freeAbandoned(s)
-	}
-	if b.hooks.Load() != nil {
-		b.emitFinished(timedOut, o, r.QueuedTime, r.ExecutionTime)
-	}
-	if timedOut {
-		return b.errTimeout
-	}
-	return ctx.Err()
-}
-
-// freeAbandoned hands back the permit of an abandoned call whose fn has returned.
-func (b *Bulkhead) freeAbandoned(s *slot) {
-	l := &b.ledger
-	l.mu.Lock()
-	l.finishLocked(s, false)
-	l.mu.Unlock()
 }

@@ -83,7 +83,7 @@ func WithStatus(f func(err error) *status.Status) Option {
 //   - a panic always counts as a failure;
 //   - on a server, a handler that returns after the bulkhead's Timeout has passed counts as
 //     timed out (core.TimedOut, a failure), whatever its code, unless its caller went away
-//     first (see UnaryServerInterceptor).
+//     first (see core.Permit.Release).
 //
 // The codes gRPC defines (OK to Unauthenticated) can be listed; OK and any other code are
 // ignored.
@@ -119,19 +119,6 @@ func (o *options) outcome(ctx context.Context, err error) core.Outcome {
 		return core.Neutral
 	}
 	return core.Success
-}
-
-// outcomeIn classifies a server call that ran under p. One that ended once p's deadline
-// had passed, by the bulkhead's clock, is a timeout whatever it returned, as a call that
-// runs past its Timeout in core.Execute is; unless the caller had gone away first (ctx
-// ended: its own deadline or cancellation), which the usual rules judge. The bulkhead's
-// clock, not the handler's context: the bulkhead's timer ends that context a moment after
-// the deadline, and asking the context would make it follow its parent (allocations).
-func (o *options) outcomeIn(ctx context.Context, p core.Permit, err error) core.Outcome {
-	if p.Expired() && ctx.Err() == nil {
-		return core.TimedOut
-	}
-	return o.outcome(ctx, err)
 }
 
 // statusError is an error that carries a gRPC status, as status.FromError looks for.

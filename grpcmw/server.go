@@ -23,11 +23,8 @@ import (
 // still unwraps to the *core.Error, and the handler is not called. When the refusal has a
 // RetryAfter (an open circuit's remaining isolation), the grpc-retry-pushback-ms trailer
 // carries it in milliseconds. The handler's own errors are returned unchanged, and
-// classified for the circuit as WithFailureCodes describes, except that a handler that
-// returns once the permit's deadline has passed (by the bulkhead's clock) counts as timed
-// out whatever it returned, as a call that runs past its Timeout does in core.Execute
-// (core.TimedOut: failed and timed out in the statistics, a failure for the circuit),
-// unless its caller had gone away first.
+// classified for the circuit as WithFailureCodes describes; one that returns after the
+// permit's deadline is timed out whatever it returned (see core.Permit.Release).
 //
 // With WithTrustedMetadata, the RPC's priority and tenant come from its metadata (see
 // PriorityKey); otherwise the bulkhead sees the context's, normally none.
@@ -62,7 +59,7 @@ func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterc
 		}()
 		resp, err := handler(hctx, req)
 		returned = true
-		_ = p.Release(o.outcomeIn(ctx, p, err))
+		_ = p.Release(o.outcome(ctx, err))
 		return resp, err
 	}
 }
@@ -113,7 +110,7 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		}()
 		err = handler(srv, ss)
 		returned = true
-		_ = p.Release(o.outcomeIn(ctx, p, err))
+		_ = p.Release(o.outcome(ctx, err))
 		return err
 	}
 }

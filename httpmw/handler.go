@@ -27,10 +27,8 @@ import (
 // discarded (they return http.ErrHandlerTimeout), as with http.TimeoutHandler; next
 // keeps running on its own goroutine and keeps its permit until it returns. Once the
 // response has started, the deadline only cancels the context. Either way, a handler that
-// returns after the deadline (by the bulkhead's clock) counts as timed out whatever its
-// status, as a call that runs past its Timeout does in core.Execute (core.TimedOut: failed
-// and timed out in the statistics, a failure for the circuit), unless its client went away
-// first or it hijacked the connection. Without a Timeout, next runs on the caller's
+// returns after the deadline counts as timed out whatever its status, unless its client
+// went away first (see core.Permit.Release). Without a Timeout, next runs on the caller's
 // goroutine.
 //
 // A request's priority and tenant (see WithTrustedHeaders and WithPriorityFunc) rank it

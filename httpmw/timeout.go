@@ -84,11 +84,7 @@ func (c *timedCall) run(next http.Handler, orig, r *http.Request, p core.Permit)
 		case hijacked:
 		case orig.Context().Err() != nil:
 			o = core.Neutral // the client went away
-		case p.Expired():
-			// It returned after the deadline. Asked by the bulkhead's clock: the context
-			// learns of the deadline from the bulkhead's timer, a moment later.
-			o = core.TimedOut
-		case status >= 500:
+		case status >= 500: // after the deadline, Release records TimedOut
 			o = core.Failure
 		}
 		_ = p.Release(o)
