@@ -8,6 +8,7 @@ import (
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/common"
 	"github.com/failsafe-go/failsafe-go/policy"
+	"github.com/failsafe-go/failsafe-go/priority"
 )
 
 // FailsafePolicy returns b as a failsafe-go policy, to compose with failsafe-go's retry,
@@ -198,4 +199,29 @@ func (b *Bulkhead) wouldRefuse(ctx context.Context) error {
 		return b.reject(ctx, b.errFull.Load())
 	}
 	return nil
+}
+
+// failsafePriority is PriorityFrom for a context without a priority of WithPriority's:
+// failsafe-go's level, else its priority, mapped as PriorityFrom documents.
+func failsafePriority(ctx context.Context) Priority {
+	if level, ok := ctx.Value(priority.LevelKey).(int); ok && level >= 0 {
+		return fromFailsafe(level / 100)
+	}
+	if p, ok := ctx.Value(priority.PriorityKey).(priority.Priority); ok && p >= 0 {
+		return fromFailsafe(int(p))
+	}
+	return PriorityNormal
+}
+
+// fromFailsafe maps failsafe-go's priorities, VeryLow (0) to VeryHigh (4), to bulkman's.
+func fromFailsafe(p int) Priority {
+	switch {
+	case p <= int(priority.Low):
+		return PriorityLow
+	case p == int(priority.Medium):
+		return PriorityNormal
+	case p == int(priority.High):
+		return PriorityHigh
+	}
+	return PriorityCritical
 }
