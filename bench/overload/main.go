@@ -132,11 +132,11 @@ func splitList(s string) []string {
 
 // result is one run.
 type result struct {
-	Round  int          `json:"round"`
-	Proto  string       `json:"proto"`
-	Mode   string       `json:"mode"`
-	Server serverReport `json:"server"`
-	Client clientReport `json:"client"`
+	Round  int           `json:"round"`
+	Proto  string        `json:"proto"`
+	Mode   string        `json:"mode"`
+	Server serverReport  `json:"server"`
+	Client clientReport  `json:"client"`
 	Phases []phaseReport `json:"phases,omitempty"` // adaptive targets, stretch by stretch
 }
 
