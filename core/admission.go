@@ -190,7 +190,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 			l.due.remove(&c.dl)
 		}
 	}
-	l.finishLocked(s, ok)
+	l.finishLocked(s, ok, end)
 	if timedOut {
 		l.timedOut++
 	}

@@ -26,6 +26,12 @@ type ledger struct {
 	closed    bool
 	drained   chan struct{} // closed once closed && held == 0 && queued == 0
 
+	// An adaptive bulkhead's controller (nil when static), which sets maxActive and
+	// capacity; ceiling and maxQueue are then the configured MaxConcurrentCalls and
+	// MaxQueueSize. See adaptive.go.
+	adapt             *adaptive
+	ceiling, maxQueue int
+
 	active    int
 	abandoned int
 	total     int64
@@ -85,7 +91,7 @@ func (l *ledger) refuseLocked(w *waiter, err *Error) bool {
 
 func (l *ledger) init(maxActive, maxQueue int, clk *clock, onDue func()) {
 	l.due.clock, l.due.fire = clk, onDue
-	l.maxActive = maxActive
+	l.maxActive, l.ceiling, l.maxQueue = maxActive, maxActive, maxQueue
 	l.capacity = maxActive + maxQueue
 	l.drained = make(chan struct{})
 }
@@ -134,12 +140,34 @@ func (l *ledger) checkDrainedLocked() {
 	}
 }
 
-// resize changes the limits, starting waiters at once if permits were added.
-func (l *ledger) resize(maxActive, maxQueue int) {
+// resize changes the limits, starting waiters at once if permits were added. With a
+// (non-nil) adaptive configuration the limit becomes adaptive, keeping what its
+// controller learned if it already was; with nil it becomes maxActive.
+func (l *ledger) resize(maxActive, maxQueue int, a *AdaptiveConfig) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.maxActive = maxActive
-	l.capacity = maxActive + maxQueue
+	l.ceiling, l.maxQueue = maxActive, maxQueue
+	switch {
+	case a == nil:
+		l.adapt = nil
+	case l.adapt == nil:
+		l.adapt = newAdaptive(*a, maxActive, l.due.clock.now())
+	default:
+		l.adapt.configure(*a, maxActive)
+	}
+	l.applyLimitLocked()
+}
+
+// applyLimitLocked sets the limit in force (the configured one, or the controller's) and
+// the queue's bound, and starts waiters at once if permits were added.
+func (l *ledger) applyLimitLocked() {
+	if c := l.adapt; c != nil {
+		l.maxActive = c.inForce
+		l.capacity = c.inForce + c.queueFor(l.maxQueue)
+	} else {
+		l.maxActive = l.ceiling
+		l.capacity = l.ceiling + l.maxQueue
+	}
 	for l.head != nil && l.held < l.maxActive {
 		w := l.head
 		l.unlinkLocked(w)
@@ -174,8 +202,19 @@ func (l *ledger) unlinkLocked(w *waiter) {
 	w.prev, w.next = nil, nil
 }
 
-// finishLocked records the end of a started call and frees its permit.
-func (l *ledger) finishLocked(s *slot, ok bool) {
+// finishLocked records the end of a started call at end (a clock offset; before
+// s.started if not read) and frees its permit. An adaptive bulkhead's controller learns
+// the call's latency if the call succeeded or was abandoned (a call that failed fast says
+// nothing about load).
+func (l *ledger) finishLocked(s *slot, ok bool, end time.Duration) {
+	if c := l.adapt; c != nil && (ok || s.abandoned) {
+		if end < s.started {
+			end = l.due.clock.now()
+		}
+		if c.sample(s.started, end, l.held) {
+			l.applyLimitLocked()
+		}
+	}
 	if s.abandoned {
 		// Counted as failed when its caller gave up; now its permit comes back.
 		l.abandoned--
