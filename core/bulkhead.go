@@ -228,8 +228,8 @@ func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
-		for w := l.head; w != nil; w = l.head {
-			l.refuseLocked(w, b.errShutdown)
+		for l.queued > 0 {
+			l.refuseLocked(l.waiting.peek(), b.errShutdown)
 		}
 		l.checkDrainedLocked()
 	}
