@@ -82,7 +82,7 @@ func (p *failsafePolicy[R]) Apply(innerFn func(failsafe.Execution[R]) *common.Po
 		ei := exec.(policy.ExecutionInternal[R])
 		ctx := exec.Context()
 		if ctx.Value(policy.CheckOnlyKey) != nil {
-			if err := b.wouldRefuse(); err != nil {
+			if err := b.wouldRefuse(ctx); err != nil {
 				return failedResult[R](err)
 			}
 			return innerFn(exec) // the policies inside take their own look
@@ -188,15 +188,15 @@ func failedResult[R any](err error) *common.PolicyResult[R] {
 
 // wouldRefuse answers a check-only execution: the refusal Acquire would give at once
 // when the circuit is open or the bulkhead is full (counted as rejected), nil otherwise.
-func (b *Bulkhead) wouldRefuse() error {
+func (b *Bulkhead) wouldRefuse(ctx context.Context) error {
 	s := b.Stats()
 	switch {
 	case s.State == Isolated:
 		left := max(time.Until(s.OpenUntil), 0)
 		left = (left + retryAfterGrain - 1) / retryAfterGrain * retryAfterGrain // as Acquire rounds it
-		return b.reject(&Error{Bulkhead: b.name, Err: ErrCircuitOpen, RetryAfter: left})
+		return b.reject(ctx, &Error{Bulkhead: b.name, Err: ErrCircuitOpen, RetryAfter: left})
 	case s.ActiveTasks+s.AbandonedTasks+s.QueuedTasks >= s.ConcurrencyLimit+s.MaxQueueSize:
-		return b.reject(b.errFull.Load())
+		return b.reject(ctx, b.errFull.Load())
 	}
 	return nil
 }

@@ -10,18 +10,18 @@ import (
 // ledger is the bulkhead's admission control and its statistics, under one mutex so that
 // Stats is a consistent snapshot (the rules listed on Stats hold at every instant).
 //
-// It is a semaphore of maxActive permits with a FIFO queue of at most capacity-maxActive
-// waiters. A released permit passes straight to the longest waiter, so late arrivals
-// cannot barge ahead. failsafe-go's bulkhead (a buffered channel) cannot serve here: it
-// has no bound on waiters, no count of them, and cannot be resized.
+// It is a semaphore of maxActive permits with a queue of at most capacity-maxActive
+// waiters (waitQueue: by priority, tenants in turn, FIFO within a tenant; plain FIFO for
+// calls without either). A released permit passes straight to the waiter the queue serves
+// next, so late arrivals cannot barge ahead. failsafe-go's bulkhead (a buffered channel)
+// cannot serve here: it has no bound on waiters, no count of them, and cannot be resized.
 type ledger struct {
 	mu        sync.Mutex
 	maxActive int // permits
 	capacity  int // permits + queue places
 	held      int // permits held: active calls, abandoned calls, and grants not yet resumed
 	queued    int
-	head      *waiter
-	tail      *waiter
+	waiting   waitQueue
 	free      []*slot
 	closed    bool
 	drained   chan struct{} // closed once closed && held == 0 && queued == 0
@@ -116,11 +116,11 @@ func (l *ledger) startLocked(s *slot) {
 	s.abandoned = false
 }
 
-// passLocked gives the permit of s to the longest waiter, or frees it. After a resize
+// passLocked gives the permit of s to the waiter served next, or frees it. After a resize
 // down, permits above the new limit are freed rather than passed on.
 func (l *ledger) passLocked(s *slot) {
-	if w := l.head; w != nil && l.held <= l.maxActive {
-		l.unlinkLocked(w)
+	if l.queued > 0 && l.held <= l.maxActive {
+		w := l.popLocked()
 		w.slot = s
 		close(w.ready)
 		return
@@ -168,38 +168,27 @@ func (l *ledger) applyLimitLocked() {
 		l.maxActive = l.ceiling
 		l.capacity = l.ceiling + l.maxQueue
 	}
-	for l.head != nil && l.held < l.maxActive {
-		w := l.head
-		l.unlinkLocked(w)
+	for l.queued > 0 && l.held < l.maxActive {
+		w := l.popLocked()
 		w.slot = l.takeSlotLocked()
 		close(w.ready)
 	}
 }
 
-func (l *ledger) pushLocked(w *waiter) {
+func (l *ledger) pushLocked(w *waiter, p Priority, tenant string) {
 	l.queued++
-	w.prev = l.tail
-	if l.tail != nil {
-		l.tail.next = w
-	} else {
-		l.head = w
-	}
-	l.tail = w
+	l.waiting.push(w, p, tenant)
+}
+
+// popLocked takes the waiter to serve next out of the queue; the queue must not be empty.
+func (l *ledger) popLocked() *waiter {
+	l.queued--
+	return l.waiting.pop()
 }
 
 func (l *ledger) unlinkLocked(w *waiter) {
 	l.queued--
-	if w.prev != nil {
-		w.prev.next = w.next
-	} else {
-		l.head = w.next
-	}
-	if w.next != nil {
-		w.next.prev = w.prev
-	} else {
-		l.tail = w.prev
-	}
-	w.prev, w.next = nil, nil
+	l.waiting.remove(w)
 }
 
 // finishLocked records the end of a started call at end (a clock offset; before

@@ -88,3 +88,10 @@ func TenantFrom(ctx context.Context) string {
 	s, _ := ctx.Value(tenantKey{}).(string)
 	return s
 }
+
+// classOf returns the priority and tenant of the call of ctx, for the queue. The bulkhead
+// reads them only when a call cannot start at once, so that calls that need no queue do
+// not pay for the lookups.
+func classOf(ctx context.Context) (Priority, string) {
+	return PriorityFrom(ctx).clamp(), TenantFrom(ctx)
+}
