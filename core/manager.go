@@ -22,7 +22,7 @@ type Manager struct {
 	mu        sync.RWMutex
 	bulkheads map[string]*Bulkhead // nil until the first bulkhead (the zero Manager)
 	closed    bool                 // Shutdown was called
-	subs      []*subscription // Subscribe's, in order; replaced on change, never changed in place
+	subs      []*subscription      // Subscribe's, in order; replaced on change, never changed in place
 }
 
 // NewManager returns an empty Manager. opts apply to every bulkhead it creates.
