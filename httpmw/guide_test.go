@@ -17,10 +17,35 @@ import (
 	"github.com/bulkman-go/bulkman/httpmw"
 )
 
-// With a bulkhead Timeout, a handler that has not started its response by the deadline
-// gets the timeout response; it keeps its permit until it returns, and the call counts as
-// failed and timed out.
+// With a bulkhead Timeout, the handler's context ends at the deadline. A handler that has
+// not started its response by then gets the timeout response when it returns, and the call
+// counts as failed and timed out.
 func ExampleHandler_timeout() {
+	cfg := core.DefaultConfig("reports")
+	cfg.Timeout = 50 * time.Millisecond
+	reports, err := core.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()        // a query that honours its context, cancelled at the deadline
+		fmt.Fprintln(w, "too late") // refused: the response belongs to the timeout
+	})
+	h := httpmw.Handler(slow, reports)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/reports/1", nil))
+	fmt.Println(rec.Code, strings.Contains(rec.Body.String(), httpmw.ProblemTimeout))
+	s := reports.Stats()
+	fmt.Println(s.FailedExecutions, s.TimedOutExecutions)
+	// Output:
+	// 503 true
+	// 1 1
+}
+
+// WithPromptTimeout answers at the deadline even when the handler ignores its context: it
+// runs on a goroutine of its own and keeps its permit until it returns.
+func ExampleWithPromptTimeout() {
 	cfg := core.DefaultConfig("reports")
 	cfg.Timeout = 50 * time.Millisecond
 	reports, err := core.New(cfg)
@@ -32,7 +57,7 @@ func ExampleHandler_timeout() {
 		<-hung                      // ignores r.Context(), which ends at the deadline
 		fmt.Fprintln(w, "too late") // discarded
 	})
-	h := httpmw.Handler(slow, reports)
+	h := httpmw.Handler(slow, reports, httpmw.WithPromptTimeout())
 
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/reports/1", nil)) // returns at the deadline

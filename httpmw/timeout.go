@@ -19,11 +19,11 @@ const (
 	timedOut
 )
 
-// timedCall is a request served under a bulkhead Timeout. The handler runs on its own
-// goroutine so that ServeHTTP can answer at the deadline if the handler has not started
-// its response by then, as http.TimeoutHandler does. Unlike TimeoutHandler it does not
-// buffer: once the handler starts its response it owns the connection, and the deadline
-// only cancels its context.
+// timedCall is a request served under a bulkhead Timeout in the prompt mode
+// (WithPromptTimeout). The handler runs on its own goroutine so that ServeHTTP can answer
+// at the deadline if the handler has not started its response by then, as
+// http.TimeoutHandler does. Unlike TimeoutHandler it does not buffer: once the handler
+// starts its response it owns the connection, and the deadline only cancels its context.
 type timedCall struct {
 	w    http.ResponseWriter
 	done chan struct{} // closed when the handler has returned and the permit is released
@@ -36,12 +36,13 @@ type timedCall struct {
 
 	panicked bool
 	panicVal any
+	failure  func(status int) bool // the guard's WithFailureStatus
 }
 
-// serveTimed serves r under p, which has a deadline.
-func (g *guard) serveTimed(w http.ResponseWriter, r *http.Request, p core.Permit) {
+// servePrompt serves r under p, which has a deadline, in the prompt mode.
+func (g *guard) servePrompt(w http.ResponseWriter, r *http.Request, p core.Permit) {
 	ctx := p.Context(r.Context()) // ends at the deadline, or when the permit is released
-	c := &timedCall{w: w, done: make(chan struct{})}
+	c := &timedCall{w: w, done: make(chan struct{}), failure: g.failure}
 	go c.run(g.next, r, r.WithContext(ctx), p)
 
 	select {
@@ -84,7 +85,7 @@ func (c *timedCall) run(next http.Handler, orig, r *http.Request, p core.Permit)
 		case hijacked:
 		case orig.Context().Err() != nil:
 			o = core.Neutral // the client went away
-		case status >= 500: // after the deadline, Release records TimedOut
+		case failed(c.failure, status): // after the deadline, Release records TimedOut
 			o = core.Failure
 		}
 		_ = p.Release(o)
