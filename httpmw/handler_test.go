@@ -382,7 +382,7 @@ func TestHandlerTimeoutLateReturn(t *testing.T) {
 				time.Sleep(time.Until(d) + 50*time.Microsecond)
 			}), b, m.opts...)
 			for range rounds {
-				assert.Equal(t, http.StatusOK, serve(h, get("/")).Code)
+				serve(h, get("/"))
 			}
 			s := b.Stats()
 			assert.Equal(t, int64(rounds), s.TimedOutExecutions)

@@ -172,7 +172,12 @@ func testTimeoutOverRealServer(t *testing.T, h2 bool, opts []Option) {
 			_, _ = io.WriteString(w, "quick")
 			return
 		}
-		<-release
+		if prompt {
+			<-release
+		} else { // ignores its context, and returns well after the deadline
+			d, _ := r.Context().Deadline()
+			time.Sleep(time.Until(d) + 100*time.Millisecond)
+		}
 		w.WriteHeader(http.StatusOK)
 		_, err := io.WriteString(w, "late")
 		late <- err
@@ -188,9 +193,6 @@ func testTimeoutOverRealServer(t *testing.T, h2 bool, opts []Option) {
 	}
 	t.Cleanup(srv.Close)
 
-	if !prompt { // the handler ignores its context; the response waits for it
-		time.AfterFunc(150*time.Millisecond, func() { close(release) })
-	}
 	start := time.Now()
 	resp, err := srv.Client().Get(srv.URL + "/slow")
 	require.NoError(t, err)
