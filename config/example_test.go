@@ -45,7 +45,7 @@ http:
 	fmt.Println(err)
 	// Output:
 	// bulkheads.yaml:4:27: bulkheads[0].max_concurrent_calls: must be between 1 and 16777216, got 0
-	// bulkheads.yaml:5:5: bulkheads[0].timeout: unknown key (want name, max_concurrent_calls, max_queue_size, timeout_seconds, failure_threshold, failure_rate_threshold, failure_rate_window, minimum_calls, success_threshold, isolation_duration, circuit_breaker_enabled, health_check_interval)
+	// bulkheads.yaml:5:5: bulkheads[0].timeout: unknown key (want name, max_concurrent_calls, max_queue_size, timeout_seconds, failure_threshold, failure_rate_threshold, failure_rate_window, minimum_calls, success_threshold, isolation_duration, circuit_breaker_enabled, health_check_interval, adaptive)
 	// bulkheads.yaml:7:23: http["GET /orders/{id}"]: no bulkhead named "order"
 }
 

@@ -259,6 +259,7 @@ var bulkheadKeyList = func() string {
 	for _, k := range keys {
 		names = append(names, k.name)
 	}
+	names = append(names, adaptiveKey)
 	return strings.Join(names, ", ")
 }()
 
@@ -268,6 +269,10 @@ func (p *parser) defaults(f *File, n *yaml.Node) {
 	}
 	p.pairs(n, "defaults", func(k string, kn, v *yaml.Node) {
 		path := join("defaults", k)
+		if k == adaptiveKey {
+			p.adaptive(&p.base, v, "defaults", f.defaults)
+			return
+		}
 		kd := keyByName[k]
 		if kd == nil {
 			if k == nameKey {
@@ -312,6 +317,7 @@ func (p *parser) bulkhead(f *File, n *yaml.Node, path string) {
 		return
 	}
 	b := bulkhead{cfg: p.base, path: path, at: posOf(n), set: make(map[string]pos)}
+	cloneAdaptive(&b.cfg)
 	named, badName := false, false
 	p.pairs(n, path, func(k string, kn, v *yaml.Node) {
 		kpath := func() string { return join(path, k) } // only for errors: this loop is hot
@@ -324,6 +330,10 @@ func (p *parser) bulkhead(f *File, n *yaml.Node, path string) {
 			}
 			b.cfg.Name, named = name, true
 			b.set[k] = posOf(v)
+			return
+		}
+		if k == adaptiveKey {
+			p.adaptive(&b.cfg, v, path, b.set)
 			return
 		}
 		kd := keyByName[k]

@@ -194,7 +194,7 @@ func (l *Live) applyLocked(f *File) error {
 			continue
 		}
 		byName[s.cfg.Name] = b
-		if old != s.cfg {
+		if !sameConfig(old, s.cfg) {
 			changes = append(changes, change{b, s.cfg})
 		}
 	}
@@ -210,7 +210,7 @@ func (l *Live) applyLocked(f *File) error {
 			continue
 		}
 		byName[cfg.Name] = b
-		if b.Config() != cfg { // created by other code since the check
+		if !sameConfig(b.Config(), cfg) { // created by other code since the check
 			changes = append(changes, change{b, cfg})
 		}
 	}

@@ -9,28 +9,27 @@ import (
 // Acquire's alike. admit applies the checks in order and either starts the call on a free
 // permit or queues it; finish records how a started call ended and frees its permit.
 
-// reject counts a refusal and returns err.
-func (b *Bulkhead) reject(err *Error) error {
+// reject counts a refusal of the call of ctx and returns err.
+func (b *Bulkhead) reject(ctx context.Context, err *Error) error {
 	b.ledger.mu.Lock()
 	b.ledger.rejected++
 	b.ledger.mu.Unlock()
-	if b.hooks.Load() != nil {
-		b.emit(Event{Kind: EventRejected, Err: err.Err})
-	}
-	return err
+	return b.refused(ctx, err)
 }
 
-// refused reports a refusal that admit counted under the ledger's lock.
-func (b *Bulkhead) refused(err *Error) error {
+// refused reports a refusal of the call of ctx that admit counted under the ledger's lock.
+func (b *Bulkhead) refused(ctx context.Context, err *Error) error {
 	if b.hooks.Load() != nil {
-		b.emit(Event{Kind: EventRejected, Err: err.Err})
+		b.emit(Event{Kind: EventRejected, Err: err.Err, Priority: PriorityFrom(ctx)})
 	}
 	return err
 }
 
 // admit runs the admission checks in the documented order and returns a held slot:
-// ctx done, shut down, circuit open, capacity, then a permit at once (startNow) or the
-// FIFO wait for one (wait).
+// ctx done, shut down, circuit open, capacity (where a call may take a queued caller's
+// place: see waitQueue.victim), then a permit at once (startNow) or the wait in the queue
+// (wait). The call's priority and tenant are read from ctx only when it cannot start at
+// once.
 //
 // timeout is the bulkhead's Timeout as the call read it (0: none). It bounds the wait in
 // the queue (ErrTimeout), through the bulkhead's deadline list. A timed Execute passes
@@ -42,13 +41,13 @@ func (b *Bulkhead) admit(ctx context.Context, timeout time.Duration, timed func(
 		return nil, err
 	}
 	if b.closed.Load() {
-		return nil, b.refused(b.errShutdown)
+		return nil, b.refused(ctx, b.errShutdown)
 	}
 	var probe uint64
 	if c := b.circuit; c != nil {
 		var err error
 		if probe, err = c.acquire(); err != nil {
-			return nil, b.reject(err.(*Error))
+			return nil, b.reject(ctx, err.(*Error))
 		}
 	}
 	l := &b.ledger
@@ -57,16 +56,34 @@ func (b *Bulkhead) admit(ctx context.Context, timeout time.Duration, timed func(
 	case l.closed:
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
-		return nil, b.refused(b.errShutdown)
+		return nil, b.refused(ctx, b.errShutdown)
 	case l.held+l.queued >= l.capacity:
+		var v *waiter
+		var prio Priority
+		var tenant string
+		if l.queued > 0 { // else nobody to displace: no need to read ctx
+			prio, tenant = classOf(ctx)
+			v = l.waiting.victim(prio, tenant)
+		}
+		l.rejected++ // this call, or the waiter it displaces
+		if v == nil {
+			l.mu.Unlock()
+			b.circuitNeutral(probe)
+			return nil, b.refused(ctx, b.errFull.Load())
+		}
+		l.refuseLocked(v, b.errFull.Load())
+		return b.wait(ctx, probe, timeout, timed, prio, tenant)
+	case l.held < l.maxActive && l.queued == 0:
+		return b.startNow(probe, timeout, timed), nil
+	}
+	prio, tenant := classOf(ctx)
+	if l.waiting.shed(prio, l.capacity-l.maxActive) {
 		l.rejected++
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
-		return nil, b.refused(b.errFull.Load())
-	case l.held < l.maxActive && l.head == nil:
-		return b.startNow(probe, timeout, timed), nil
+		return nil, b.refused(ctx, b.errFull.Load())
 	}
-	return b.wait(ctx, probe, timeout, timed)
+	return b.wait(ctx, probe, timeout, timed, prio, tenant)
 }
 
 // startNow starts a call on a free permit. It is called with the ledger's lock held and
@@ -102,12 +119,14 @@ func (b *Bulkhead) startTimedLocked(s *slot, timed func() *callCtx, due time.Dur
 	}
 }
 
-// wait queues the caller until a permit passes to it, its ctx ends, its timeout passes or
-// the bulkhead shuts down. It is called with the ledger's lock held.
-func (b *Bulkhead) wait(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx) (*slot, error) {
+// wait queues the caller, of priority prio and tenant, until a permit passes to it, its
+// ctx ends, its timeout passes, a call of a higher priority or of a tenant with fewer
+// waiters takes its place, or the bulkhead shuts down. It is called with the ledger's
+// lock held.
+func (b *Bulkhead) wait(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx, prio Priority, tenant string) (*slot, error) {
 	l := &b.ledger
 	w := &waiter{ready: make(chan struct{})}
-	l.pushLocked(w)
+	l.pushLocked(w, prio, tenant)
 	var admitted time.Duration
 	if timeout > 0 {
 		admitted = b.clock.now() // under the lock: the deadline list is in deadline order
@@ -128,7 +147,7 @@ func (b *Bulkhead) wait(ctx context.Context, probe uint64, timeout time.Duration
 	l.mu.Lock()
 	s := w.slot
 	switch {
-	case w.err != nil: // shut down, or its timeout passed (expireDue counted it)
+	case w.err != nil: // shut down, displaced, or its timeout passed (counted then)
 		refusal = w.err
 	case s == nil: // still queued: leave, giving the place back at once
 		l.unlinkLocked(w)
@@ -151,7 +170,7 @@ func (b *Bulkhead) wait(ctx context.Context, probe uint64, timeout time.Duration
 	l.mu.Unlock()
 	b.circuitNeutral(probe)
 	if e, ok := refusal.(*Error); ok {
-		return nil, b.refused(e)
+		return nil, b.refused(ctx, e)
 	}
 	return nil, refusal
 }
@@ -190,7 +209,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 			l.due.remove(&c.dl)
 		}
 	}
-	l.finishLocked(s, ok)
+	l.finishLocked(s, ok, end)
 	if timedOut {
 		l.timedOut++
 	}

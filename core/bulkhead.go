@@ -62,7 +62,11 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 	b.setSubscribers(o.subscribers)
 	b.timeout.Store(int64(cfg.Timeout))
 	b.errFull.Store(fullError(cfg))
+	b.cfg.Adaptive = cloneAdaptive(cfg.Adaptive)
 	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, &b.clock, b.expireDue)
+	if cfg.Adaptive != nil {
+		b.ledger.resize(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, cfg.Adaptive)
+	}
 	if cfg.CircuitBreakerEnabled {
 		b.circuit = newCircuit(cfg, b.clock, o.logger)
 		b.circuit.observe = func(from, to circuitStatus, _ time.Duration, remote bool) {
@@ -86,7 +90,19 @@ func (b *Bulkhead) Name() string { return b.name }
 func (b *Bulkhead) Config() Config {
 	b.cfgMu.Lock()
 	defer b.cfgMu.Unlock()
-	return b.cfg
+	cfg := b.cfg
+	cfg.Adaptive = cloneAdaptive(cfg.Adaptive)
+	return cfg
+}
+
+// cloneAdaptive returns a copy of a, so that a Bulkhead's Config shares nothing with its
+// caller's.
+func cloneAdaptive(a *AdaptiveConfig) *AdaptiveConfig {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	return &c
 }
 
 // Reconfigure changes a running bulkhead's limits, timeout, thresholds and isolation
@@ -95,6 +111,10 @@ func (b *Bulkhead) Config() Config {
 //
 //   - Raising MaxConcurrentCalls starts queued callers at once. Lowering it lets running
 //     calls finish; new calls start only once fewer than the new limit run.
+//   - Setting Adaptive makes the limit adaptive: it starts at Adaptive's initial limit
+//     and finds its level from there. Changing an adaptive bulkhead's Adaptive or
+//     MaxConcurrentCalls keeps the limit it found, within the new bounds. Setting Adaptive
+//     to nil makes the limit MaxConcurrentCalls again. Statistics and circuit stay.
 //   - Lowering MaxQueueSize keeps the callers already waiting; new callers are refused
 //     with ErrFull until the queue is under the new size.
 //   - A new Timeout applies to calls admitted from now on.
@@ -132,19 +152,23 @@ func (b *Bulkhead) Reconfigure(cfg Config) error {
 		cfg.MinimumCalls != old.MinimumCalls) {
 		c.reconfigure(cfg)
 	}
-	b.ledger.resize(cfg.MaxConcurrentCalls, cfg.MaxQueueSize)
+	cfg.Adaptive = cloneAdaptive(cfg.Adaptive)
+	b.ledger.resize(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, cfg.Adaptive)
 	b.cfg = cfg
 	return nil
 }
 
 // State returns Healthy, Degraded or Isolated from the circuit's state (Python: get_state).
-// Like Python bulkman, it does not move an OPEN circuit to HALF_OPEN when the isolation
-// is over; the next call does that.
+// A circuit whose isolation is over reads Degraded (HALF_OPEN) at once, whether or not a
+// call has arrived since: the next call is a probe (deviation: the Python library keeps
+// reporting it isolated until that call). A bulkhead without a circuit breaker is always
+// Healthy.
 func (b *Bulkhead) State() State {
 	if b.circuit == nil {
 		return Healthy
 	}
-	return b.circuit.state().state()
+	st, _ := b.circuit.reported()
+	return st.state()
 }
 
 // IsHealthy reports whether the bulkhead is Healthy or Degraded (Python: is_healthy).
@@ -165,18 +189,18 @@ func (b *Bulkhead) Stats() Stats {
 		AbandonedTasks:       l.abandoned,
 		QueuedTasks:          l.queued,
 		InFlightCount:        l.queued + l.active,
-		MaxConcurrentCalls:   l.maxActive,
-		MaxQueueSize:         l.capacity - l.maxActive,
+		MaxConcurrentCalls:   l.ceiling,
+		MaxQueueSize:         l.maxQueue,
 		ConcurrencyLimit:     l.maxActive,
 	}
 	l.mu.Unlock()
 	if c := b.circuit; c != nil {
-		st := c.state()
+		st, until := c.reported()
 		s.State = st.state()
 		s.CircuitBreakerEnabled = true
 		s.CircuitStatus = st.String()
 		if st == statusOpen {
-			s.OpenUntil = b.clock.at(time.Duration(c.openUntil.Load()))
+			s.OpenUntil = b.clock.at(until)
 		}
 	}
 	return s
@@ -207,8 +231,8 @@ func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	if !l.closed {
 		l.closed = true
-		for w := l.head; w != nil; w = l.head {
-			l.refuseLocked(w, b.errShutdown)
+		for l.queued > 0 {
+			l.refuseLocked(l.waiting.peek(), b.errShutdown)
 		}
 		l.checkDrainedLocked()
 	}

@@ -55,6 +55,12 @@ type Config struct {
 	// HealthCheckInterval is how often a bulkhead with a CircuitStore re-reads shared state
 	// it may have missed (>= 0; 0 turns the poll off). It is never a per-call cost.
 	HealthCheckInterval time.Duration
+
+	// Adaptive, when non-nil, lets the bulkhead find its own concurrency limit between
+	// Adaptive.MinConcurrentCalls and MaxConcurrentCalls (then a ceiling), from the latency
+	// and throughput it measures; Stats.ConcurrencyLimit shows it. nil: the static limit
+	// MaxConcurrentCalls (the Python library's behaviour). DefaultConfig leaves it nil.
+	Adaptive *AdaptiveConfig
 }
 
 // DefaultConfig returns Python bulkman's defaults for a bulkhead called name: 10 concurrent
@@ -125,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if c.HealthCheckInterval < 0 {
 		bad("HealthCheckInterval", c.HealthCheckInterval, "must not be negative")
+	}
+	if c.Adaptive != nil {
+		c.Adaptive.validate(bad, c.MaxConcurrentCalls)
 	}
 	if c.CircuitBreakerEnabled {
 		switch {

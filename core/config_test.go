@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,31 @@ func TestConfigValidate(t *testing.T) {
 			},
 			[]string{"FailureThreshold", "SuccessThreshold"},
 		},
+		{"adaptive", func(c *core.Config) { c.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 1} }, nil},
+		{"adaptive floor at the ceiling", func(c *core.Config) { c.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 10} }, nil},
+		{
+			"adaptive tuning in range",
+			func(c *core.Config) {
+				c.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 2, InitialConcurrentCalls: 10, QueuePerLimit: 100, Tolerance: 1}
+			},
+			nil,
+		},
+		{"adaptive floor 0", func(c *core.Config) { c.Adaptive = &core.AdaptiveConfig{} }, []string{"Adaptive.MinConcurrentCalls"}},
+		{"adaptive floor above the ceiling", func(c *core.Config) { c.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 11} }, []string{"Adaptive.MinConcurrentCalls"}},
+		{
+			"adaptive tuning out of range",
+			func(c *core.Config) {
+				c.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 2, InitialConcurrentCalls: 1, QueuePerLimit: -1, Tolerance: 1.5}
+			},
+			[]string{"Adaptive.InitialConcurrentCalls", "Adaptive.QueuePerLimit", "Adaptive.Tolerance"},
+		},
+		{
+			"adaptive tuning not a number",
+			func(c *core.Config) {
+				c.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 11, QueuePerLimit: math.NaN(), Tolerance: math.Inf(1)}
+			},
+			[]string{"Adaptive.InitialConcurrentCalls", "Adaptive.QueuePerLimit", "Adaptive.Tolerance"},
+		},
 		{
 			"every bad field at once",
 			func(c *core.Config) {
@@ -138,4 +164,20 @@ func TestBulkheadKeepsItsConfig(t *testing.T) {
 	assert.Equal(t, "api", b.Name())
 	assert.Equal(t, 7, b.Config().MaxQueueSize)
 	assert.Equal(t, 7, b.Stats().MaxQueueSize)
+}
+
+func TestBulkheadKeepsItsAdaptiveConfig(t *testing.T) {
+	cfg := core.DefaultConfig("api")
+	cfg.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 2}
+	b, err := core.New(cfg)
+	require.NoError(t, err)
+	cfg.Adaptive.MinConcurrentCalls = 7 // the caller's copy, not the bulkhead's
+	got := b.Config()
+	require.NotNil(t, got.Adaptive)
+	assert.Equal(t, 2, got.Adaptive.MinConcurrentCalls)
+	got.Adaptive.MinConcurrentCalls = 9 // nor is Config's result
+	assert.Equal(t, 2, b.Config().Adaptive.MinConcurrentCalls)
+	st := b.Stats()
+	assert.Equal(t, 10, st.MaxConcurrentCalls, "the ceiling")
+	assert.Equal(t, 2, st.ConcurrencyLimit, "an adaptive bulkhead starts at its floor")
 }

@@ -34,6 +34,11 @@ var (
 
 // Error is the error a bulkhead returns when it refuses or gives up on a call. It names
 // the bulkhead and wraps one of the sentinel errors above.
+//
+// So that refusing allocates nothing, a bulkhead returns the same *Error for every refusal
+// of a kind (for an open circuit, for every refusal within 10 ms): treat its fields as
+// read-only, and copy it to change it. The adapters (grpcmw, httpmw) hand each caller a
+// copy of its own.
 type Error struct {
 	Bulkhead   string        // the bulkhead's name
 	Err        error         // one of the sentinels above
@@ -44,7 +49,11 @@ type Error struct {
 }
 
 // Error describes the refusal and names the bulkhead, e.g.
-// `bulkhead "api" is at capacity (110/110)`.
+// `bulkhead "api" is at capacity (110/110)`. The text depends on the bulkhead's name, the
+// kind and its configuration only (the capacity, for ErrFull), never on the moment: every
+// refusal of a kind reads the same until the bulkhead is reconfigured, so that logs and
+// error trackers group them. The time left of an open circuit is in RetryAfter, not in the
+// text.
 func (e *Error) Error() string {
 	var msg string
 	switch e.Err {
@@ -52,9 +61,6 @@ func (e *Error) Error() string {
 		msg = fmt.Sprintf("bulkhead %q is at capacity", e.Bulkhead)
 	case ErrCircuitOpen:
 		msg = fmt.Sprintf("bulkhead %q: circuit is open", e.Bulkhead)
-		if e.RetryAfter > 0 {
-			msg += fmt.Sprintf(" (retry after %v)", e.RetryAfter.Round(time.Millisecond))
-		}
 	case ErrTimeout:
 		msg = fmt.Sprintf("bulkhead %q: timed out", e.Bulkhead)
 	case ErrShutdown:

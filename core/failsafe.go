@@ -1,12 +1,14 @@
 package core
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/common"
 	"github.com/failsafe-go/failsafe-go/policy"
+	"github.com/failsafe-go/failsafe-go/priority"
 )
 
 // FailsafePolicy returns b as a failsafe-go policy, to compose with failsafe-go's retry,
@@ -80,7 +82,7 @@ func (p *failsafePolicy[R]) Apply(innerFn func(failsafe.Execution[R]) *common.Po
 		ei := exec.(policy.ExecutionInternal[R])
 		ctx := exec.Context()
 		if ctx.Value(policy.CheckOnlyKey) != nil {
-			if err := b.wouldRefuse(); err != nil {
+			if err := b.wouldRefuse(ctx); err != nil {
 				return failedResult[R](err)
 			}
 			return innerFn(exec) // the policies inside take their own look
@@ -186,15 +188,40 @@ func failedResult[R any](err error) *common.PolicyResult[R] {
 
 // wouldRefuse answers a check-only execution: the refusal Acquire would give at once
 // when the circuit is open or the bulkhead is full (counted as rejected), nil otherwise.
-func (b *Bulkhead) wouldRefuse() error {
+func (b *Bulkhead) wouldRefuse(ctx context.Context) error {
 	s := b.Stats()
 	switch {
 	case s.State == Isolated:
 		left := max(time.Until(s.OpenUntil), 0)
 		left = (left + retryAfterGrain - 1) / retryAfterGrain * retryAfterGrain // as Acquire rounds it
-		return b.reject(&Error{Bulkhead: b.name, Err: ErrCircuitOpen, RetryAfter: left})
+		return b.reject(ctx, &Error{Bulkhead: b.name, Err: ErrCircuitOpen, RetryAfter: left})
 	case s.ActiveTasks+s.AbandonedTasks+s.QueuedTasks >= s.ConcurrencyLimit+s.MaxQueueSize:
-		return b.reject(b.errFull.Load())
+		return b.reject(ctx, b.errFull.Load())
 	}
 	return nil
+}
+
+// failsafePriority is PriorityFrom for a context without a priority of WithPriority's:
+// failsafe-go's level, else its priority, mapped as PriorityFrom documents.
+func failsafePriority(ctx context.Context) Priority {
+	if level, ok := ctx.Value(priority.LevelKey).(int); ok && level >= 0 {
+		return fromFailsafe(level / 100)
+	}
+	if p, ok := ctx.Value(priority.PriorityKey).(priority.Priority); ok && p >= 0 {
+		return fromFailsafe(int(p))
+	}
+	return PriorityNormal
+}
+
+// fromFailsafe maps failsafe-go's priorities, VeryLow (0) to VeryHigh (4), to bulkman's.
+func fromFailsafe(p int) Priority {
+	switch {
+	case p <= int(priority.Low):
+		return PriorityLow
+	case p == int(priority.Medium):
+		return PriorityNormal
+	case p == int(priority.High):
+		return PriorityHigh
+	}
+	return PriorityCritical
 }

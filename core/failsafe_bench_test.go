@@ -7,6 +7,7 @@ import (
 
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/bulkhead"
+	"github.com/failsafe-go/failsafe-go/priority"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/failsafe-go/failsafe-go/timeout"
 )
@@ -44,6 +45,48 @@ func BenchmarkFailsafePolicy(b *testing.B) {
 			for b.Loop() {
 				if _, err := exec.Get(fn); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+type benchKey int
+
+// BenchmarkPriorityFrom prices PriorityFrom on a context like a server handler's (a
+// cancellable context under a few values), against bulkmanKeyOnly, the one lookup it
+// made before it looked for failsafe-go's priorities: the "none" rows are the price of
+// that look for a call that carries no priority at all.
+func BenchmarkPriorityFrom(b *testing.B) {
+	base, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 4 {
+		base = context.WithValue(base, benchKey(i), i)
+	}
+	bulkmanKeyOnly := func(ctx context.Context) Priority {
+		if p, ok := ctx.Value(priorityKey{}).(Priority); ok {
+			return p
+		}
+		return PriorityNormal
+	}
+	rows := []struct {
+		name string
+		ctx  context.Context
+		fn   func(context.Context) Priority
+		want Priority
+	}{
+		{"none/bulkman-key-only", base, bulkmanKeyOnly, PriorityNormal},
+		{"none", base, PriorityFrom, PriorityNormal},
+		{"bulkman", WithPriority(base, PriorityHigh), PriorityFrom, PriorityHigh},
+		{"failsafe-level", priority.ContextWithLevel(base, 350), PriorityFrom, PriorityHigh},
+		{"failsafe-priority", priority.High.AddTo(base), PriorityFrom, PriorityHigh},
+	}
+	for _, r := range rows {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if r.fn(r.ctx) != r.want {
+					b.Fatal("wrong priority")
 				}
 			}
 		})

@@ -17,6 +17,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/fallback"
 	"github.com/failsafe-go/failsafe-go/hedgepolicy"
 	"github.com/failsafe-go/failsafe-go/policy"
+	"github.com/failsafe-go/failsafe-go/priority"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/failsafe-go/failsafe-go/timeout"
 	"github.com/stretchr/testify/assert"
@@ -778,5 +779,50 @@ func TestFailsafePolicyHammer(t *testing.T) {
 			}
 			assert.Positive(t, s.RejectedExecutions, "the hammer reached the limit")
 		})
+	}
+}
+
+// TestPriorityFromFailsafe checks that failsafe-go's priorities and levels carry over
+// when the context has no priority of bulkman's, mapped as PriorityFrom documents.
+func TestPriorityFromFailsafe(t *testing.T) {
+	bg := context.Background()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want core.Priority
+	}{
+		{"none", bg, core.PriorityNormal},
+		{"VeryLow", priority.VeryLow.AddTo(bg), core.PriorityLow},
+		{"Low", priority.Low.AddTo(bg), core.PriorityLow},
+		{"Medium", priority.Medium.AddTo(bg), core.PriorityNormal},
+		{"High", priority.High.AddTo(bg), core.PriorityHigh},
+		{"VeryHigh", priority.VeryHigh.AddTo(bg), core.PriorityCritical},
+		{"a priority above VeryHigh", priority.ContextWithPriority(bg, 9), core.PriorityCritical},
+		{"failsafe-go's none (-1)", priority.ContextWithPriority(bg, -1), core.PriorityNormal},
+		{"level 0", priority.ContextWithLevel(bg, 0), core.PriorityLow},
+		{"level 199", priority.ContextWithLevel(bg, 199), core.PriorityLow},
+		{"level 200", priority.ContextWithLevel(bg, 200), core.PriorityNormal},
+		{"level 299", priority.ContextWithLevel(bg, 299), core.PriorityNormal},
+		{"level 300", priority.ContextWithLevel(bg, 300), core.PriorityHigh},
+		{"level 399", priority.ContextWithLevel(bg, 399), core.PriorityHigh},
+		{"level 400", priority.ContextWithLevel(bg, 400), core.PriorityCritical},
+		{"level 499", priority.ContextWithLevel(bg, 499), core.PriorityCritical},
+		{"level 500", priority.ContextWithLevel(bg, 500), core.PriorityCritical},
+		{"level -1", priority.ContextWithLevel(bg, -1), core.PriorityNormal},
+		{"a level wins over a priority", priority.ContextWithLevel(priority.VeryHigh.AddTo(bg), 50), core.PriorityLow},
+		{"a negative level leaves the priority", priority.ContextWithLevel(priority.High.AddTo(bg), -1), core.PriorityHigh},
+		{"bulkman's own wins", core.WithPriority(priority.ContextWithLevel(bg, 450), core.PriorityLow), core.PriorityLow},
+		{"bulkman's own wins, even normal", priority.VeryLow.AddTo(core.WithPriority(bg, core.PriorityNormal)), core.PriorityNormal},
+		{"a value of another type is ignored", context.WithValue(bg, priority.LevelKey, "400"), core.PriorityNormal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, core.PriorityFrom(tt.ctx))
+		})
+	}
+	// Every level maps as its failsafe-go priority does.
+	for level := range 500 {
+		p := priority.Priority(level / 100)
+		require.Equal(t, core.PriorityFrom(p.AddTo(bg)), core.PriorityFrom(priority.ContextWithLevel(bg, level)), "level %d", level)
 	}
 }

@@ -164,7 +164,7 @@ func ExampleConfig() {
 func ExampleDefaultConfig() {
 	cfg := core.DefaultConfig("my_bulkhead")
 	fmt.Printf("%+v\n", cfg)
-	// Output: {Name:my_bulkhead MaxConcurrentCalls:10 MaxQueueSize:100 Timeout:0s FailureThreshold:5 FailureRateThreshold:0 FailureRateWindow:0s MinimumCalls:0 SuccessThreshold:3 IsolationDuration:30s CircuitBreakerEnabled:false HealthCheckInterval:5s}
+	// Output: {Name:my_bulkhead MaxConcurrentCalls:10 MaxQueueSize:100 Timeout:0s FailureThreshold:5 FailureRateThreshold:0 FailureRateWindow:0s MinimumCalls:0 SuccessThreshold:3 IsolationDuration:30s CircuitBreakerEnabled:false HealthCheckInterval:5s Adaptive:<nil>}
 }
 
 func ExampleConfig_Validate() {

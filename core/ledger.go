@@ -10,21 +10,27 @@ import (
 // ledger is the bulkhead's admission control and its statistics, under one mutex so that
 // Stats is a consistent snapshot (the rules listed on Stats hold at every instant).
 //
-// It is a semaphore of maxActive permits with a FIFO queue of at most capacity-maxActive
-// waiters. A released permit passes straight to the longest waiter, so late arrivals
-// cannot barge ahead. failsafe-go's bulkhead (a buffered channel) cannot serve here: it
-// has no bound on waiters, no count of them, and cannot be resized.
+// It is a semaphore of maxActive permits with a queue of at most capacity-maxActive
+// waiters (waitQueue: by priority, tenants in turn, FIFO within a tenant; plain FIFO for
+// calls without either). A released permit passes straight to the waiter the queue serves
+// next, so late arrivals cannot barge ahead. failsafe-go's bulkhead (a buffered channel)
+// cannot serve here: it has no bound on waiters, no count of them, and cannot be resized.
 type ledger struct {
 	mu        sync.Mutex
 	maxActive int // permits
 	capacity  int // permits + queue places
 	held      int // permits held: active calls, abandoned calls, and grants not yet resumed
 	queued    int
-	head      *waiter
-	tail      *waiter
+	waiting   waitQueue
 	free      []*slot
 	closed    bool
 	drained   chan struct{} // closed once closed && held == 0 && queued == 0
+
+	// An adaptive bulkhead's controller (nil when static), which sets maxActive and
+	// capacity; ceiling and maxQueue are then the configured MaxConcurrentCalls and
+	// MaxQueueSize. See adaptive.go.
+	adapt             *adaptive
+	ceiling, maxQueue int
 
 	active    int
 	abandoned int
@@ -85,7 +91,7 @@ func (l *ledger) refuseLocked(w *waiter, err *Error) bool {
 
 func (l *ledger) init(maxActive, maxQueue int, clk *clock, onDue func()) {
 	l.due.clock, l.due.fire = clk, onDue
-	l.maxActive = maxActive
+	l.maxActive, l.ceiling, l.maxQueue = maxActive, maxActive, maxQueue
 	l.capacity = maxActive + maxQueue
 	l.drained = make(chan struct{})
 }
@@ -110,11 +116,11 @@ func (l *ledger) startLocked(s *slot) {
 	s.abandoned = false
 }
 
-// passLocked gives the permit of s to the longest waiter, or frees it. After a resize
+// passLocked gives the permit of s to the waiter served next, or frees it. After a resize
 // down, permits above the new limit are freed rather than passed on.
 func (l *ledger) passLocked(s *slot) {
-	if w := l.head; w != nil && l.held <= l.maxActive {
-		l.unlinkLocked(w)
+	if l.queued > 0 && l.held <= l.maxActive {
+		w := l.popLocked()
 		w.slot = s
 		close(w.ready)
 		return
@@ -134,48 +140,70 @@ func (l *ledger) checkDrainedLocked() {
 	}
 }
 
-// resize changes the limits, starting waiters at once if permits were added.
-func (l *ledger) resize(maxActive, maxQueue int) {
+// resize changes the limits, starting waiters at once if permits were added. With a
+// (non-nil) adaptive configuration the limit becomes adaptive, keeping what its
+// controller learned if it already was; with nil it becomes maxActive.
+func (l *ledger) resize(maxActive, maxQueue int, a *AdaptiveConfig) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.maxActive = maxActive
-	l.capacity = maxActive + maxQueue
-	for l.head != nil && l.held < l.maxActive {
-		w := l.head
-		l.unlinkLocked(w)
+	l.ceiling, l.maxQueue = maxActive, maxQueue
+	switch {
+	case a == nil:
+		l.adapt = nil
+	case l.adapt == nil:
+		l.adapt = newAdaptive(*a, maxActive, l.due.clock.now())
+	default:
+		l.adapt.configure(*a, maxActive)
+	}
+	l.applyLimitLocked()
+}
+
+// applyLimitLocked sets the limit in force (the configured one, or the controller's) and
+// the queue's bound, and starts waiters at once if permits were added.
+func (l *ledger) applyLimitLocked() {
+	if c := l.adapt; c != nil {
+		l.maxActive = c.inForce
+		l.capacity = c.inForce + c.queueFor(l.maxQueue)
+	} else {
+		l.maxActive = l.ceiling
+		l.capacity = l.ceiling + l.maxQueue
+	}
+	for l.queued > 0 && l.held < l.maxActive {
+		w := l.popLocked()
 		w.slot = l.takeSlotLocked()
 		close(w.ready)
 	}
 }
 
-func (l *ledger) pushLocked(w *waiter) {
+func (l *ledger) pushLocked(w *waiter, p Priority, tenant string) {
 	l.queued++
-	w.prev = l.tail
-	if l.tail != nil {
-		l.tail.next = w
-	} else {
-		l.head = w
-	}
-	l.tail = w
+	l.waiting.push(w, p, tenant)
+}
+
+// popLocked takes the waiter to serve next out of the queue; the queue must not be empty.
+func (l *ledger) popLocked() *waiter {
+	l.queued--
+	return l.waiting.pop()
 }
 
 func (l *ledger) unlinkLocked(w *waiter) {
 	l.queued--
-	if w.prev != nil {
-		w.prev.next = w.next
-	} else {
-		l.head = w.next
-	}
-	if w.next != nil {
-		w.next.prev = w.prev
-	} else {
-		l.tail = w.prev
-	}
-	w.prev, w.next = nil, nil
+	l.waiting.remove(w)
 }
 
-// finishLocked records the end of a started call and frees its permit.
-func (l *ledger) finishLocked(s *slot, ok bool) {
+// finishLocked records the end of a started call at end (a clock offset; before
+// s.started if not read) and frees its permit. An adaptive bulkhead's controller learns
+// the call's latency if the call succeeded or was abandoned (a call that failed fast says
+// nothing about load).
+func (l *ledger) finishLocked(s *slot, ok bool, end time.Duration) {
+	if c := l.adapt; c != nil && (ok || s.abandoned) {
+		if end < s.started {
+			end = l.due.clock.now()
+		}
+		if c.sample(s.started, end, l.held) {
+			l.applyLimitLocked()
+		}
+	}
 	if s.abandoned {
 		// Counted as failed when its caller gave up; now its permit comes back.
 		l.abandoned--

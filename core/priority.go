@@ -53,11 +53,26 @@ func WithPriority(ctx context.Context, p Priority) context.Context {
 }
 
 // PriorityFrom returns the priority ctx carries, or PriorityNormal when it carries none.
+//
+// A context without a priority of WithPriority's but with one of failsafe-go's gives that
+// one: its level (priority.ContextWithLevel, 0 to 499) if it has one, else its priority
+// (priority.ContextWithPriority), as failsafe-go itself prefers the level. failsafe-go's
+// five priorities, and the five bands of 100 levels that belong to them, map to four:
+//
+//	VeryLow, Low    (levels 0-199)    PriorityLow
+//	Medium          (levels 200-299)  PriorityNormal
+//	High            (levels 300-399)  PriorityHigh
+//	VeryHigh        (levels 400-499)  PriorityCritical
+//
+// Medium is failsafe-go's middle, as PriorityNormal is the priority of a call without
+// one; below it, bulkman has one priority for failsafe-go's two; above it, VeryHigh is the
+// work to shed last. A level above 499 or a priority above VeryHigh counts as the
+// highest; a negative one (failsafe-go's "none") as none.
 func PriorityFrom(ctx context.Context) Priority {
 	if p, ok := ctx.Value(priorityKey{}).(Priority); ok {
 		return p
 	}
-	return PriorityNormal
+	return failsafePriority(ctx)
 }
 
 // WithTenant returns a copy of ctx that carries tenant, the party a call is made for (a
@@ -72,4 +87,11 @@ func WithTenant(ctx context.Context, tenant string) context.Context {
 func TenantFrom(ctx context.Context) string {
 	s, _ := ctx.Value(tenantKey{}).(string)
 	return s
+}
+
+// classOf returns the priority and tenant of the call of ctx, for the queue. The bulkhead
+// reads them only when a call cannot start at once, so that calls that need no queue do
+// not pay for the lookups.
+func classOf(ctx context.Context) (Priority, string) {
+	return PriorityFrom(ctx).clamp(), TenantFrom(ctx)
 }

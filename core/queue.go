@@ -28,10 +28,16 @@ type queueLevel struct {
 	tenants map[string]*tenantQueue // the tenants with waiters when there are several
 
 	// byCount[c] lists the tenants with c waiters, so that the tenant with the most is at
-	// hand: counts change by one at a time, so most never has to search.
-	byCount []*tenantQueue
+	// hand: counts change by one at a time, so most never has to search. A tenant whose
+	// count grows goes to the front of its new list and one whose count shrinks to the
+	// back, so that among tenants with as many waiters the first is the one that added a
+	// waiter last: the one still sending, rather than one whose backlog is draining.
+	byCount []countList
 	most    int
 }
+
+// countList is a list of tenants with as many waiters, linked by cprev and cnext.
+type countList struct{ first, last *tenantQueue }
 
 // tenantQueue is one tenant's waiters at one priority.
 type tenantQueue struct {
@@ -128,7 +134,7 @@ func (q *waitQueue) victim(p Priority, tenant string) *waiter {
 	}
 	for i := range p.index() {
 		if lv := &q.levels[i]; lv.n > 0 {
-			return lv.byCount[lv.most].tail
+			return lv.byCount[lv.most].first.tail
 		}
 	}
 	lv := &q.levels[p.index()]
@@ -140,9 +146,28 @@ func (q *waitQueue) victim(p Priority, tenant string) *waiter {
 		mine = t.n
 	}
 	if mine < lv.most {
-		return lv.byCount[lv.most].tail
+		return lv.byCount[lv.most].first.tail
 	}
 	return nil
+}
+
+// shed reports whether a call of priority p that has to wait is refused at once rather
+// than queued, in a queue of size places: when a waiter of a higher priority is queued
+// and the queue is at least as full as p's share of it (low 1/4, normal 1/2, high 3/4;
+// critical calls are never shed). The places above a priority's share are kept for the
+// higher priorities that are queued; without them every call may use every place, so
+// that a bulkhead whose calls carry no priority is a plain FIFO one.
+func (q *waitQueue) shed(p Priority, places int) bool {
+	i := p.index()
+	if i == numPriorities-1 || q.n*(numPriorities) < places*(i+1) {
+		return false
+	}
+	for j := i + 1; j < numPriorities; j++ {
+		if q.levels[j].n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (q *waitQueue) newTenant(name string) *tenantQueue {
@@ -218,33 +243,49 @@ func (lv *queueLevel) drop(t *tenantQueue) {
 
 // recount moves t from the list of tenants with t.n waiters to the list of those with n.
 func (lv *queueLevel) recount(t *tenantQueue, n int) {
-	if t.n > 0 {
+	old := t.n
+	if old > 0 {
+		l := &lv.byCount[old]
 		if t.cprev != nil {
 			t.cprev.cnext = t.cnext
 		} else {
-			lv.byCount[t.n] = t.cnext
+			l.first = t.cnext
 		}
 		if t.cnext != nil {
 			t.cnext.cprev = t.cprev
+		} else {
+			l.last = t.cprev
 		}
 		t.cprev, t.cnext = nil, nil
 	}
-	old := t.n
 	t.n = n
 	if n > 0 {
 		for len(lv.byCount) <= n {
-			lv.byCount = append(lv.byCount, nil)
+			lv.byCount = append(lv.byCount, countList{})
 		}
-		t.cnext = lv.byCount[n]
-		if t.cnext != nil {
-			t.cnext.cprev = t
+		l := &lv.byCount[n]
+		if n > old { // to the front
+			t.cnext = l.first
+			if l.first != nil {
+				l.first.cprev = t
+			} else {
+				l.last = t
+			}
+			l.first = t
+		} else { // to the back
+			t.cprev = l.last
+			if l.last != nil {
+				l.last.cnext = t
+			} else {
+				l.first = t
+			}
+			l.last = t
 		}
-		lv.byCount[n] = t
 	}
 	switch {
 	case n > lv.most:
 		lv.most = n
-	case old == lv.most && lv.byCount[old] == nil:
+	case old == lv.most && lv.byCount[old].first == nil:
 		lv.most = n // counts move by one: nobody has more than n now
 	}
 }

@@ -5,15 +5,11 @@
 //
 // # Per service, never overall
 //
-// It is opt-in per service: a Reporter touches only the services listed in its Config,
-// and never the overall status, the empty service name "". Isolating one dependency must
-// not make a load balancer pull every replica: the whole fleet shares the dependency, so
-// when its circuit opens on one replica it opens on all of them (they see the same
-// failures, or share the circuit through a CircuitStore), and an overall NOT_SERVING would
-// take every replica out of rotation at once, including everything they serve that does
-// not need the dependency. A per-service status lets the clients that health-check that
-// service (grpc-go's client-side health checking names the service in the service
-// config) stop sending it calls that would only be refused, while the rest keeps flowing.
+// A Reporter touches only the services listed in its Config, and never the overall
+// status, the empty service name "": a dependency shared by the whole fleet is isolated on
+// every replica at once, and an overall NOT_SERVING would take them all out of rotation.
+// Clients that health-check a service stop sending it calls that would only be refused,
+// while the rest keeps flowing (the user guide's "Health checks" says more).
 //
 // # Wiring
 //

@@ -27,8 +27,10 @@
 //
 // Refusals are status errors that also unwrap to the *core.Error: ErrFull is
 // ResourceExhausted, ErrCircuitOpen and ErrShutdown are Unavailable, ErrTimeout (it waited
-// in the queue too long) is DeadlineExceeded; WithStatus changes the mapping. A server
-// refusing with a RetryAfter sends the grpc-retry-pushback-ms trailer.
+// in the queue too long) is DeadlineExceeded; WithStatus changes the mapping. Each carries
+// an errdetails.ErrorInfo (ErrorDomain, a Reason per kind, the bulkhead's name) and, with a
+// RetryAfter, an errdetails.RetryInfo; its message is the same for every refusal of a kind.
+// A server refusing with a RetryAfter also sends the grpc-retry-pushback-ms trailer.
 //
 // For the circuit, the codes Unknown, DeadlineExceeded, Internal, Unavailable and DataLoss
 // and a panic are failures, other codes are answers, and an RPC its caller cancelled is

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -103,16 +103,27 @@ func ExampleUnaryServerInterceptor() {
 	_, err = client.UnaryCall(ctx, &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.Internal)}})
 	fmt.Println(status.Code(err), b.State())
 
-	// The next call is refused before the handler runs.
+	// The next call is refused before the handler runs. The message names the bulkhead and
+	// the kind only; the details say it is a refusal, of which kind, and when to retry.
 	var trailer metadata.MD
 	_, err = client.UnaryCall(ctx, &testpb.SimpleRequest{}, grpc.Trailer(&trailer))
-	msg, _, _ := strings.Cut(status.Convert(err).Message(), " (retry after") // the time left varies
-	fmt.Println(status.Code(err), msg)
+	st := status.Convert(err)
+	fmt.Println(st.Code(), st.Message())
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			fmt.Println(d.GetDomain(), d.GetReason(), d.GetMetadata()["bulkhead"])
+		case *errdetails.RetryInfo:
+			fmt.Println("retry within the isolation:", d.GetRetryDelay().AsDuration() <= cfg.IsolationDuration)
+		}
+	}
 	ms, _ := strconv.Atoi(trailer.Get("grpc-retry-pushback-ms")[0])
 	fmt.Println("pushback within the isolation:", ms > 0 && ms <= int(cfg.IsolationDuration.Milliseconds()))
 	// Output:
 	// Internal isolated
 	// Unavailable bulkhead "testing": circuit is open
+	// bulkman CIRCUIT_OPEN testing
+	// retry within the isolation: true
 	// pushback within the isolation: true
 }
 

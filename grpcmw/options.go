@@ -19,8 +19,10 @@ import (
 type Option func(*options)
 
 type options struct {
-	// status maps a bulkhead's refusal to the status returned; nil means defaultCode.
+	// status maps a bulkhead's refusal to the status returned; nil means the default.
 	status func(err error) *status.Status
+	// statuses are the default statuses of the refusals seen so far.
+	statuses *statusCache
 	// failures has bit c set when code c counts against the circuit.
 	failures uint32
 	// trustMetadata: servers read the priority and tenant from incoming metadata.
@@ -33,7 +35,7 @@ type options struct {
 var defaultFailureCodes = []codes.Code{codes.Unknown, codes.DeadlineExceeded, codes.Internal, codes.Unavailable, codes.DataLoss}
 
 func buildOptions(opts []Option) *options {
-	o := &options{failures: codeSet(defaultFailureCodes)}
+	o := &options{failures: codeSet(defaultFailureCodes), statuses: newStatusCache()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(o)
@@ -52,10 +54,11 @@ func buildOptions(opts []Option) *options {
 //	core.ErrTimeout     codes.DeadlineExceeded
 //	core.ErrShutdown    codes.Unavailable
 //
-// with the refusal's message, which names the bulkhead. Whatever f returns, the error the
+// with the details UnaryServerInterceptor describes. A status f returns is sent as it is
+// (add details with status.Status.WithDetails). Whatever f returns, the error the
 // interceptor returns still unwraps to the refusal (errors.Is(err, core.ErrFull) holds in
 // process), and a server still sends the grpc-retry-pushback-ms trailer when the refusal
-// has a RetryAfter. A caller whose context ended while it waited for a permit always gets
+// has a RetryAfter. f gets a copy of the refusal of its own, which it may keep or change. A caller whose context ended while it waited for a permit always gets
 // status.FromContextError of its context's error; f is not called for it.
 //
 // f is called on the RPC's goroutine and must be safe for concurrent use. A nil f keeps

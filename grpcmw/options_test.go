@@ -109,24 +109,26 @@ func TestRejectionError(t *testing.T) {
 	for _, tc := range []struct {
 		sentinel error
 		code     codes.Code
+		message  string
 	}{
-		{core.ErrFull, codes.ResourceExhausted},
-		{core.ErrCircuitOpen, codes.Unavailable},
-		{core.ErrTimeout, codes.DeadlineExceeded},
-		{core.ErrShutdown, codes.Unavailable},
+		{core.ErrFull, codes.ResourceExhausted, `bulkhead "svc" is at capacity`},
+		{core.ErrCircuitOpen, codes.Unavailable, `bulkhead "svc": circuit is open`},
+		{core.ErrTimeout, codes.DeadlineExceeded, `bulkhead "svc": timed out`},
+		{core.ErrShutdown, codes.Unavailable, `bulkhead "svc" is shut down`},
 	} {
 		t.Run(tc.code.String()+"/"+tc.sentinel.Error(), func(t *testing.T) {
 			cause := &core.Error{Bulkhead: "svc", Err: tc.sentinel}
-			rej, after := buildOptions(nil).refuse(cause)
-			assert.Zero(t, after)
+			rej, ms := buildOptions(nil).refuse(cause)
+			assert.Empty(t, ms)
 			var err error = rej
 			assert.Equal(t, tc.code, status.Code(err))
-			assert.Equal(t, cause.Error(), status.Convert(err).Message())
+			assert.Equal(t, tc.message, status.Convert(err).Message())
 			assert.ErrorIs(t, err, tc.sentinel)
 			var ce *core.Error
 			require.ErrorAs(t, err, &ce)
-			assert.Same(t, cause, ce)
-			assert.Equal(t, "rpc error: code = "+tc.code.String()+" desc = "+cause.Error(), err.Error())
+			assert.Equal(t, *cause, *ce, "a copy of the refusal")
+			assert.NotSame(t, cause, ce, "its own copy")
+			assert.Equal(t, "rpc error: code = "+tc.code.String()+" desc = "+tc.message, err.Error())
 
 			// Wrapped again by someone outside: still both.
 			wrapped := fmt.Errorf("calling svc: %w", err)
@@ -136,16 +138,24 @@ func TestRejectionError(t *testing.T) {
 	}
 
 	t.Run("retry after", func(t *testing.T) {
-		_, after := buildOptions(nil).refuse(&core.Error{Bulkhead: "svc", Err: core.ErrCircuitOpen, RetryAfter: 3 * time.Second})
-		assert.Equal(t, 3*time.Second, after)
+		_, ms := buildOptions(nil).refuse(&core.Error{Bulkhead: "svc", Err: core.ErrCircuitOpen, RetryAfter: 3 * time.Second})
+		assert.Equal(t, "3000", ms)
 	})
 	t.Run("context errors", func(t *testing.T) {
 		for _, cause := range []error{context.Canceled, context.DeadlineExceeded} {
-			rej, after := buildOptions(nil).refuse(cause)
-			assert.Zero(t, after)
+			rej, ms := buildOptions(nil).refuse(cause)
+			assert.Empty(t, ms)
 			assert.Equal(t, status.FromContextError(cause).Code(), status.Code(rej))
 			assert.ErrorIs(t, rej, cause)
 		}
+	})
+	t.Run("another kind", func(t *testing.T) {
+		cause := &core.Error{Bulkhead: "svc", Err: core.ErrReleased}
+		rej, ms := buildOptions(nil).refuse(cause)
+		assert.Empty(t, ms)
+		assert.Equal(t, codes.Unknown, status.Code(rej))
+		assert.Equal(t, cause.Error(), status.Convert(rej).Message())
+		assert.ErrorIs(t, rej, core.ErrReleased)
 	})
 }
 

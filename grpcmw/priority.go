@@ -2,7 +2,10 @@ package grpcmw
 
 import (
 	"context"
+	"strconv"
+	"strings"
 
+	"github.com/failsafe-go/failsafe-go/priority"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/bulkman-go/bulkman/core"
@@ -32,6 +35,15 @@ const (
 // reach the server is trusted to set them (services of one system behind an
 // authenticating proxy or mTLS), or when a proxy in front strips and sets these keys.
 //
+// An RPC without a usable PriorityKey may carry failsafe-go's priority instead, as
+// failsafegrpc's NewUnaryClientInterceptorWithLevel sends it: x-failsafe-level (0 to 499),
+// else x-failsafe-priority (0, VeryLow, to 4, VeryHigh). The server puts it in the
+// context as failsafe-go's own (priority.ContextWithLevel, priority.ContextWithPriority),
+// as failsafegrpc's server interceptor does, where core.PriorityFrom finds it (mapped as
+// PriorityFrom documents; a priority of bulkman's already in the context wins) and where
+// failsafe-go's policies in the handler find it too. A level above 499 counts as 499 and
+// a priority above 4 as 4; a negative or unparseable one is ignored.
+//
 // An unusable value is ignored as if absent: a priority that is neither a name nor an
 // integer, an empty tenant or one longer than 256 bytes. Of several values the first
 // counts. The values are copied out of the metadata; nothing is kept after the RPC. The
@@ -46,10 +58,14 @@ func (o *options) inbound(ctx context.Context) context.Context {
 	if !o.trustMetadata {
 		return ctx
 	}
+	prioritySet := false
 	if v := metadata.ValueFromIncomingContext(ctx, PriorityKey); len(v) > 0 {
 		if p, ok := callclass.ParsePriority(v[0]); ok {
-			ctx = core.WithPriority(ctx, p)
+			ctx, prioritySet = core.WithPriority(ctx, p), true
 		}
+	}
+	if !prioritySet {
+		ctx = failsafeInbound(ctx)
 	}
 	if v := metadata.ValueFromIncomingContext(ctx, TenantKey); len(v) > 0 && callclass.ValidTenant(v[0]) {
 		ctx = core.WithTenant(ctx, v[0])
@@ -68,6 +84,29 @@ func outbound(ctx context.Context) context.Context {
 		return metadata.AppendToOutgoingContext(ctx, PriorityKey, callclass.FormatPriority(p))
 	case tenant != "":
 		return metadata.AppendToOutgoingContext(ctx, TenantKey, tenant)
+	}
+	return ctx
+}
+
+// The metadata keys of failsafe-go's priorities (failsafegrpc's, lower case as gRPC
+// keeps them).
+const (
+	failsafeLevelKey    = "x-failsafe-level"
+	failsafePriorityKey = "x-failsafe-priority"
+)
+
+// failsafeInbound returns ctx with the failsafe-go level, else priority, of the RPC's
+// incoming metadata, when it carries a usable one.
+func failsafeInbound(ctx context.Context) context.Context {
+	if v := metadata.ValueFromIncomingContext(ctx, failsafeLevelKey); len(v) > 0 {
+		if level, err := strconv.Atoi(strings.TrimSpace(v[0])); err == nil && level >= 0 {
+			return priority.ContextWithLevel(ctx, min(level, priority.VeryHigh.MaxLevel()))
+		}
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, failsafePriorityKey); len(v) > 0 {
+		if p, err := strconv.Atoi(strings.TrimSpace(v[0])); err == nil && p >= 0 {
+			return priority.ContextWithPriority(ctx, min(priority.Priority(p), priority.VeryHigh))
+		}
 	}
 	return ctx
 }

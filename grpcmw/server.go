@@ -20,11 +20,16 @@ import (
 // it still keeps its permit until it returns.
 //
 // An RPC the bulkhead refuses gets a status error (see WithStatus for the mapping) that
-// still unwraps to the *core.Error, and the handler is not called. When the refusal has a
-// RetryAfter (an open circuit's remaining isolation), the grpc-retry-pushback-ms trailer
-// carries it in milliseconds. The handler's own errors are returned unchanged, and
-// classified for the circuit as WithFailureCodes describes; one that returns after the
-// permit's deadline is timed out whatever it returned (see core.Permit.Release).
+// still unwraps to a copy of the *core.Error, and the handler is not called. The status's
+// message names the bulkhead and the kind only, the same text for every refusal of the
+// kind, and its details are an errdetails.ErrorInfo (Domain ErrorDomain, Reason one of
+// ReasonFull, ReasonCircuitOpen, ReasonTimeout and ReasonShutdown, Metadata["bulkhead"] the
+// bulkhead's name) and, when the refusal has a RetryAfter (an open circuit's remaining
+// isolation), an errdetails.RetryInfo with it; the grpc-retry-pushback-ms trailer then
+// carries it too, in milliseconds. A full bulkhead gives no retry hint (the user guide says
+// why). The handler's own errors are returned unchanged, and classified for the circuit as
+// WithFailureCodes describes; one that returns after the permit's deadline is timed out
+// whatever it returned (see core.Permit.Release).
 //
 // With WithTrustedMetadata, the RPC's priority and tenant come from its metadata (see
 // PriorityKey); otherwise the bulkhead sees the context's, normally none.
@@ -43,10 +48,9 @@ func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterc
 		}
 		p, err := b.Acquire(ctx)
 		if err != nil {
-			rej, after := o.refuse(err)
-			if after > 0 {
-				// Fails only without a server stream in ctx (a direct call): nowhere to send it.
-				_ = grpc.SetTrailer(ctx, pushback(after))
+			rej, ms := o.refuse(err)
+			if ms != "" {
+				setPushback(ctx, ms)
 			}
 			return nil, rej
 		}
@@ -88,9 +92,9 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		}
 		p, err := b.Acquire(ctx)
 		if err != nil {
-			rej, after := o.refuse(err)
-			if after > 0 {
-				ss.SetTrailer(pushback(after))
+			rej, ms := o.refuse(err)
+			if ms != "" {
+				ss.SetTrailer(pushback(ms))
 			}
 			return rej
 		}

@@ -386,6 +386,6 @@ func TestServerPushbackTrailerValue(t *testing.T) {
 		{time.Nanosecond, "1"},
 		{30 * time.Second, "30000"},
 	} {
-		assert.Equal(t, []string{tc.want}, pushback(tc.d).Get(pushbackKey), "%v", tc.d)
+		assert.Equal(t, []string{tc.want}, []string{pushbackValue(tc.d)}, "%v", tc.d)
 	}
 }

@@ -150,5 +150,5 @@ func ExampleWithRejectionHandler() {
 	fmt.Print(rec.Body.String())
 	// Output:
 	// 503 bulkman
-	// {"type":"urn:bulkman:full","title":"Bulkhead full","status":503,"detail":"bulkhead \"api\" is at capacity (1/1)","bulkhead":"api"}
+	// {"type":"urn:bulkman:full","title":"Bulkhead full","status":503,"detail":"bulkhead \"api\" is at capacity","bulkhead":"api"}
 }

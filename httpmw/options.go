@@ -22,11 +22,14 @@ type options struct {
 func (o *options) classifies() bool { return o.trustHeaders || o.priorityFunc != nil }
 
 func buildOptions(opts []Option) options {
-	o := options{reject: WriteRejection}
+	var o options
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
 		}
+	}
+	if o.reject == nil {
+		o.reject = newRejecter().write
 	}
 	return o
 }

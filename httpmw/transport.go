@@ -21,7 +21,7 @@ import (
 // net/http's does), and its permit is held until it is closed.
 //
 // When the bulkhead refuses, RoundTrip closes the request body (as the RoundTripper
-// contract requires) and returns the *core.Error (wrapping core.ErrFull,
+// contract requires) and returns a *core.Error of the caller's own (wrapping core.ErrFull,
 // core.ErrCircuitOpen, core.ErrShutdown or core.ErrTimeout), or the request context's
 // error if it ended while queued; http.Client wraps it in a *url.Error, and errors.Is
 // and errors.As see through both. With a bulkhead Timeout, the request's context
@@ -70,6 +70,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		if req.Body != nil {
 			_ = req.Body.Close()
+		}
+		if ce, ok := err.(*core.Error); ok {
+			own := *ce // the bulkhead shares its refusals; the caller gets one of its own
+			return nil, &own
 		}
 		return nil, err
 	}

@@ -8,9 +8,11 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -29,6 +31,7 @@ var statsKeys = []string{
 	"circuit_breaker_enabled", "circuit_status",
 	"timed_out_executions", "abandoned_tasks", "queued_tasks", "in_flight_count",
 	"concurrency_limit", "open_until",
+	"status", "recent", // the page's
 }
 
 // newManager returns a Manager with "payments" (isolated after one failure) and "search"
@@ -59,7 +62,12 @@ func serve(h http.Handler, method string) *httptest.ResponseRecorder {
 }
 
 func TestJSONKeys(t *testing.T) {
-	rec := serve(statuspage.JSON(newManager(t)), http.MethodGet)
+	m := newManager(t)
+	h := statuspage.JSON(m)
+	search, _ := m.Get("search")
+	_, err := core.Execute(context.Background(), search, func(context.Context) (int, error) { return 1, nil })
+	require.NoError(t, err)
+	rec := serve(h, http.MethodGet)
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
 	assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
@@ -81,21 +89,41 @@ func TestJSONKeys(t *testing.T) {
 	assert.Equal(t, true, body["payments"]["circuit_breaker_enabled"])
 	assert.Equal(t, 1.0, body["payments"]["failed_executions"])
 	assert.Equal(t, "healthy", body["search"]["state"])
-	assert.Equal(t, 1.0, body["search"]["successful_executions"])
+	assert.Equal(t, 2.0, body["search"]["successful_executions"])
+	assert.Equal(t, "isolated", body["payments"]["status"])
+	assert.Equal(t, "healthy", body["search"]["status"])
+	recent, ok := body["search"]["recent"].(map[string]any)
+	require.True(t, ok)
+	assert.ElementsMatch(t, []string{"at_unix_ms", "step_seconds", "end_unix_ms", "calls_per_second", "refusals_per_second",
+		"queue_wait_p99_seconds", "concurrency_limit", "window_seconds", "window_calls", "window_refusals",
+		"window_refusal_share", "refused_by_priority"}, slices.Collect(maps.Keys(recent)))
+	assert.Len(t, recent["calls_per_second"], statuspage.HistorySteps)
+	assert.Equal(t, 1.0, recent["window_calls"], "the call made after JSON attached (the one before it is not in the history)")
 }
 
 // TestJSONIsStable: names sorted, keys in a fixed order, the same bytes for the same
-// state.
+// state (but for the time of the snapshot, at_unix_ms).
 func TestJSONIsStable(t *testing.T) {
-	h := statuspage.JSON(newManager(t))
-	first := serve(h, http.MethodGet).Body.String()
-	assert.Equal(t, first, serve(h, http.MethodGet).Body.String())
+	synctest.Test(t, func(t *testing.T) {
+		h := statuspage.JSON(newManager(t))
+		at := regexp.MustCompile(`"at_unix_ms":[0-9]+`)
+		first := serve(h, http.MethodGet).Body.String()
+		time.Sleep(time.Millisecond)
+		second := serve(h, http.MethodGet).Body.String()
+		assert.NotEqual(t, first, second, "the time of the snapshot moved")
+		assert.True(t, at.ReplaceAllString(first, "") == at.ReplaceAllString(second, ""), "the same bytes but for at_unix_ms")
+		checkOrder(t, first)
+	})
+}
+
+func checkOrder(t *testing.T, first string) {
 	assert.Less(t, strings.Index(first, `"payments"`), strings.Index(first, `"search"`))
 	obj := first[strings.Index(first, `"search":{`):]
 	last := -1
 	for _, k := range []string{"name", "state", "total_executions", "successful_executions", "failed_executions",
 		"rejected_executions", "timed_out_executions", "active_tasks", "abandoned_tasks", "queued_tasks",
-		"in_flight_count", "max_concurrent_calls", "max_queue_size", "circuit_breaker_enabled"} {
+		"in_flight_count", "max_concurrent_calls", "max_queue_size", "circuit_breaker_enabled", "concurrency_limit",
+		"status", "recent"} {
 		i := strings.Index(obj, `"`+k+`":`)
 		require.Greater(t, i, last, "key %s in order", k)
 		last = i

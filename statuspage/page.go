@@ -18,17 +18,24 @@ var pageTemplate = template.Must(template.New("page.html").Parse(pageSource))
 
 // Page returns a handler that serves the status page. The page fetches statsURL (where
 // the JSON handler is mounted, e.g. "/bulkheads.json"; a relative URL resolves against
-// the page's own) every second and shows, for every bulkhead: its state, the circuit's
-// status, running calls against MaxConcurrentCalls, queued callers against MaxQueueSize,
-// abandoned calls, the rejections per second and the share of calls rejected since the
-// previous refresh, and the totals. statsURL must have the page's origin: the page's
-// Content-Security-Policy lets it connect nowhere else. If statsURL cannot be fetched or
-// is not the JSON handler, the page says so and keeps trying.
+// the page's own) every second and shows, for every bulkhead: its status (healthy,
+// shedding, degraded or isolated; see Status), the circuit's, and while the circuit is
+// open a countdown to the end of the isolation; small charts of the last five minutes
+// (calls per second, refusals per second stacked by reason, the queue wait's 99th
+// percentile, and the concurrency limit when it has moved from MaxConcurrentCalls);
+// the refusals per second and their share over the shedding window; running calls
+// against the limit in force, queued callers against MaxQueueSize, abandoned calls; the
+// refused calls by priority; and the totals. The summary line counts the bulkheads in
+// each status, and the tab's title names the isolated and shedding ones. statsURL must
+// have the page's origin: the page's Content-Security-Policy lets it connect nowhere
+// else. If statsURL cannot be fetched or is not the JSON handler, the page says so and
+// keeps trying.
 //
 // Every row has stable attributes for scripts and tests: id "bulkhead-" followed by the
-// URL-encoded name, data-bulkhead (the name) and data-state (healthy, degraded or
-// isolated); its cells have data-field (name, state, circuit, running, queued, abandoned,
-// rejection-rate, rejection-share, calls).
+// URL-encoded name, data-bulkhead (the name) and data-state (the status); elements with
+// data-field (name, state, circuit, isolation, calls-rate, rejection-rate,
+// rejection-share, queue-wait, limit, running, queued, abandoned, priorities, calls) and,
+// for numbers, data-value.
 //
 // The page is rendered once, here; the handler is safe for concurrent use.
 func Page(statsURL string) http.Handler {

@@ -61,6 +61,7 @@ type options struct {
 	inProcess     bool
 	jsonOut       string
 	quiet         bool
+	prio          prioOptions // -scenario: see priority.go
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -86,7 +87,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.inProcess, "inprocess", false, "run the servers in this process (their numbers then include the load generator's)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write every run's numbers to this file")
 	fs.BoolVar(&o.quiet, "quiet", !isTerminal(os.Stderr), "no progress line (the default when stderr is not a terminal)")
+	prioDone := registerPrioFlags(fs, &o.prio)
 	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if err := prioDone(); err != nil {
 		return o, err
 	}
 	o.protos, o.modes = splitList(*protos), splitList(*modes)
@@ -145,6 +150,13 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "overload:", err)
 		os.Exit(2)
+	}
+	if len(o.prio.scenarios) > 0 {
+		if err := runPriorities(o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "overload:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(o, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "overload:", err)

@@ -1,0 +1,288 @@
+package core
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// AdaptiveConfig makes a bulkhead find its own concurrency limit (Config.Adaptive). The
+// limit moves between MinConcurrentCalls and Config.MaxConcurrentCalls, which becomes the
+// ceiling. Only MinConcurrentCalls is required; every other field's zero value means its
+// default, and the defaults need no tuning (docs/user-guide.md, "Adaptive limits").
+//
+// AdaptiveConfig is a plain value, copied into the bulkhead's Config.
+type AdaptiveConfig struct {
+	// MinConcurrentCalls is the floor of the limit (>= 1, at most MaxConcurrentCalls).
+	MinConcurrentCalls int
+	// InitialConcurrentCalls is the limit a new bulkhead starts with (0: the floor). The
+	// limit then grows by at most half of itself per measurement window while the latency
+	// stays near the dependency's unloaded latency, so a low start costs little time.
+	// When set, it must lie between MinConcurrentCalls and MaxConcurrentCalls.
+	InitialConcurrentCalls int
+	// QueuePerLimit bounds the queue by the limit: at most
+	// min(MaxQueueSize, ceil(limit x QueuePerLimit)) callers wait (0: 0.5, half the
+	// limit's worth, so a caller waits about half a call of the dependency). Between 0 and
+	// 100. A queue bound only by MaxQueueSize lets waits grow far past the dependency's
+	// latency once the limit is well below the ceiling: 100 waiters behind a limit of 8
+	// calls of 20ms wait 250ms.
+	QueuePerLimit float64
+	// Tolerance is how far the latency may rise above the unloaded latency, as a share of
+	// the limit's worth of calls waiting inside the dependency, before the limit comes
+	// down (0: 0.2, i.e. the dependency may hold a fifth of the limit beyond its
+	// capacity, and at least one and a half). Between 0 and 1.
+	Tolerance float64
+}
+
+// Defaults of AdaptiveConfig's tuning fields.
+const (
+	defaultQueuePerLimit = 0.5
+	defaultTolerance     = 0.2
+	maxQueuePerLimit     = 100
+)
+
+// validate appends one *ConfigError per bad field of a, for a bulkhead whose ceiling is
+// maxCalls.
+func (a *AdaptiveConfig) validate(bad func(field string, value any, reason string), maxCalls int) {
+	if a.MinConcurrentCalls < 1 || a.MinConcurrentCalls > maxCalls {
+		bad("Adaptive.MinConcurrentCalls", a.MinConcurrentCalls, fmt.Sprintf("must be between 1 and MaxConcurrentCalls (%d)", maxCalls))
+	}
+	if a.InitialConcurrentCalls != 0 && (a.InitialConcurrentCalls < a.MinConcurrentCalls || a.InitialConcurrentCalls > maxCalls) {
+		bad("Adaptive.InitialConcurrentCalls", a.InitialConcurrentCalls, fmt.Sprintf("must be 0 (the floor) or between MinConcurrentCalls (%d) and MaxConcurrentCalls (%d)", a.MinConcurrentCalls, maxCalls))
+	}
+	if !(a.QueuePerLimit >= 0 && a.QueuePerLimit <= maxQueuePerLimit) { // NaN fails too
+		bad("Adaptive.QueuePerLimit", a.QueuePerLimit, fmt.Sprintf("must be between 0 (the default, %g) and %d", defaultQueuePerLimit, maxQueuePerLimit))
+	}
+	if !(a.Tolerance >= 0 && a.Tolerance <= 1) {
+		bad("Adaptive.Tolerance", a.Tolerance, fmt.Sprintf("must be between 0 (the default, %g) and 1", defaultTolerance))
+	}
+}
+
+// The controller's fixed rules. They are ratios and counts of calls, never durations, so
+// that they hold whether a call takes a millisecond or a minute.
+const (
+	// A window ends when at least max(limit, windowMinCalls) calls ended in it, and two
+	// unloaded latencies (at least windowMinTime, for very fast calls, whose latencies the
+	// host's scheduling blurs) passed.
+	windowMinCalls = 4
+	windowMinTime  = 10 * time.Millisecond
+	// Every probeEvery windows, one window runs at half the limit to measure the unloaded
+	// latency afresh. The first probes come sooner (after 4, 8, 16 windows), while the
+	// limit is still finding its level.
+	probeEvery = 32
+	// The unloaded latency is the lowest of the last probeKeep probes: one probe taken
+	// while the limit was far too high (right after the capacity fell) cannot raise it.
+	probeKeep = 2
+)
+
+// adaptive is the controller of an adaptive bulkhead's limit. It is fed one sample per
+// call that ended (its latency and how many permits were held) and closes a measurement
+// window every max(limit, 4) samples; only then does it compute, so the cost per call is
+// a few additions. The ledger owns it and calls it under its lock.
+//
+// The rule is Vegas's, with Envoy's way of keeping the reference honest. With L calls
+// allowed and a window's mean latency m against the unloaded latency u, about
+// q = L x (1 - u/m) calls wait inside the dependency rather than being served. Above
+// max(1.5, Tolerance x L), the limit falls to L x u/m plus a small headroom (at most by
+// a quarter per window, so that one stall of the host does not halve it); below max(0.5, Tolerance/2 x L), with the limit in use, it grows, by
+// 0, 1, 2, 4, ... in consecutive windows (one window's noise moves nothing), at most by
+// half of itself per window. In between it holds.
+//
+// u is not the lowest latency ever seen: that ratchets the limit down for good when the
+// dependency itself gets slower (failsafe-go#127 is a cousin), and a long-term average
+// follows the latency that load causes, so the limit never comes down. Instead, every 32
+// windows one window runs at half the limit, taking samples only from calls that started
+// in it, when the dependency is not crowded, and u is the lowest of the last two such
+// probes. A dependency that gets slower is therefore followed within two probes, and
+// latency that load causes is never taken for the unloaded latency (unless the limit is
+// more than twice the capacity, which the rule above corrects within a few windows).
+type adaptive struct {
+	floor, ceiling int
+	limit          int // the limit it wants
+	inForce        int // the limit in force: limit, or the probe's lower limit
+	queuePer       float64
+	tolerance      float64
+
+	// The current window.
+	winStart time.Duration // clock offset
+	n        int           // samples in it
+	sum      time.Duration // their latencies
+	mostHeld int           // the most permits held when a sample was taken
+	skip     int           // samples still to ignore after a change of the limit
+
+	probing    bool
+	windows    int                      // windows since the last probe
+	probesDone int                      // measurements of the unloaded latency so far
+	probes     [probeKeep]time.Duration // the last of them, 0 if none
+	unloaded   time.Duration            // min(probes)
+	lastMean   time.Duration            // the last window's mean latency, 0 after a probe
+	cutFrom    int                      // the limit before the last window lowered it, or 0
+	growth     int                      // the next increase
+	crowded    int                      // 1 after a crowded window
+}
+
+func newAdaptive(a AdaptiveConfig, ceiling int, now time.Duration) *adaptive {
+	c := &adaptive{}
+	c.configure(a, ceiling)
+	c.limit = a.InitialConcurrentCalls
+	if c.limit == 0 {
+		c.limit = a.MinConcurrentCalls
+	}
+	c.limit = min(max(c.limit, c.floor), c.ceiling)
+	c.startProbe(now, c.limit) // the first window measures the unloaded latency
+	return c
+}
+
+// configure applies new bounds and tuning, keeping what was learned.
+func (c *adaptive) configure(a AdaptiveConfig, ceiling int) {
+	c.floor, c.ceiling = a.MinConcurrentCalls, ceiling
+	c.queuePer = a.QueuePerLimit
+	if c.queuePer == 0 {
+		c.queuePer = defaultQueuePerLimit
+	}
+	c.tolerance = a.Tolerance
+	if c.tolerance == 0 {
+		c.tolerance = defaultTolerance
+	}
+	if c.limit != 0 {
+		c.limit = min(max(c.limit, c.floor), c.ceiling)
+		c.inForce = min(max(c.inForce, c.floor), c.limit)
+	}
+}
+
+// queueFor returns how many callers may wait when maxQueue is configured.
+func (c *adaptive) queueFor(maxQueue int) int {
+	q := math.Ceil(float64(c.limit) * c.queuePer)
+	if q >= float64(maxQueue) {
+		return maxQueue
+	}
+	return int(q)
+}
+
+func (c *adaptive) startProbe(now time.Duration, limit int) {
+	c.probing = true
+	c.inForce = limit
+	c.resetWindow(now)
+}
+
+func (c *adaptive) resetWindow(now time.Duration) {
+	c.winStart, c.n, c.sum, c.mostHeld = now, 0, 0, 0
+}
+
+// sample records one call that started at started and ended at now, when held permits
+// were held (this call's included). It reports whether the limit in force changed.
+func (c *adaptive) sample(started, now time.Duration, held int) bool {
+	switch {
+	case c.probing && started < c.winStart:
+		return false // started before the probe, in a crowded dependency
+	case c.skip > 0:
+		// The limit just changed: the calls that were running then ran under the old one.
+		// (Taking only calls that started in the window instead would favour the fast
+		// ones: the first to end are the ones that waited least.)
+		c.skip--
+		return false
+	}
+	c.n++
+	c.sum += max(now-started, 0)
+	c.mostHeld = max(c.mostHeld, held)
+	if c.n < max(2*c.inForce, windowMinCalls) || now-c.winStart < max(windowMinTime, 2*c.unloaded) {
+		return false
+	}
+	before := c.inForce
+	c.closeWindow(now)
+	if c.inForce != before {
+		c.skip = held - 1
+		return true
+	}
+	return false
+}
+
+// closeWindow ends the current window and adjusts the limit.
+func (c *adaptive) closeWindow(now time.Duration) {
+	mean := c.sum / time.Duration(c.n)
+	mostHeld := c.mostHeld
+	c.resetWindow(now)
+	if c.probing {
+		c.probing = false
+		c.remember(mean)
+		c.windows = 0
+		c.growth, c.crowded = 0, 0
+		c.lastMean, c.cutFrom = 0, 0
+		c.inForce = c.limit
+		return
+	}
+	c.windows++
+	if c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3)) {
+		c.startProbe(now, max(c.floor, (c.limit+1)/2))
+		return
+	}
+	if c.cutFrom > 0 && c.lastMean > 0 {
+		// The limit came down from cutFrom before this window. Latency that load causes
+		// falls with it, about in proportion; latency that does not fall is the
+		// dependency's own (it got slower, or the host is starved of CPU): it becomes the
+		// reference, instead of pushing the limit down further and for good.
+		expected := 1 - float64(c.limit)/float64(c.cutFrom)
+		fell := 1 - float64(mean)/float64(c.lastMean)
+		if expected >= 0.1 && fell < expected/4 {
+			c.remember(mean)
+		}
+	}
+	before := c.limit
+	c.limit = c.next(mean, mostHeld)
+	c.inForce = c.limit
+	c.lastMean, c.cutFrom = mean, 0
+	if c.limit < before {
+		c.cutFrom = before
+	}
+}
+
+// remember records d as a measurement of the unloaded latency (a probe's, or a window's
+// that showed the latency is not the load's) in place of the oldest, and makes the
+// unloaded latency the lowest of those kept: one wrong measurement is outvoted by the
+// next right one.
+func (c *adaptive) remember(d time.Duration) {
+	c.probes[c.probesDone%probeKeep] = max(d, 1)
+	c.probesDone++
+	c.unloaded = 0
+	for _, p := range c.probes {
+		if p > 0 && (c.unloaded == 0 || p < c.unloaded) {
+			c.unloaded = p
+		}
+	}
+}
+
+// next returns the limit after a window of mean latency mean in which at most mostHeld
+// permits were held at once.
+func (c *adaptive) next(mean time.Duration, mostHeld int) int {
+	limit := float64(c.limit)
+	ratio := float64(c.unloaded) / float64(mean) // u/m: 1 unloaded, smaller when crowded
+	inFlight := float64(max(mostHeld, 1))
+	waiting := inFlight * (1 - ratio)
+	alpha := max(0.5, c.tolerance/2*limit)
+	beta := max(1.5, c.tolerance*limit)
+	next := c.limit
+	crowded := waiting > beta
+	if !crowded {
+		c.crowded = 0
+	}
+	switch {
+	case crowded && c.crowded == 0:
+		// The first crowded window only arms the decrease: one stall of the host, which
+		// delays every call whatever the limit, moves nothing.
+		c.crowded = 1
+		c.growth = 0
+	case crowded:
+		// Down to what the dependency served in the window, plus a little headroom.
+		target := math.Ceil(inFlight*ratio + alpha)
+		next = int(max(target, math.Ceil(limit*3/4)))
+		next = min(next, c.limit-1)
+		c.growth = 0
+	case waiting < alpha && mostHeld >= c.limit:
+		// The first clean window only arms the growth: one window's noise moves nothing.
+		next = c.limit + min(c.growth, (c.limit+1)/2)
+		c.growth = min(max(c.growth*2, 1), c.ceiling)
+	default:
+		c.growth = 0
+	}
+	return min(max(next, c.floor), c.ceiling)
+}

@@ -1,0 +1,71 @@
+//go:build linux
+
+package statuspage_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/statuspage"
+)
+
+var sink int
+
+//go:noinline
+func noop(context.Context) (int, error) { sink++; return sink, nil }
+
+// BenchmarkHookOverhead prices the JSON handler's history on the path of a call: Execute
+// on a bulkhead of a Manager with no subscriber, and of one that JSON attached to,
+// interleaved in batches of 256 calls (rotating which goes first) and timed in CPU time
+// of the benchmark's locked OS thread, which does not count the time other processes
+// hold the CPU. It reports the baseline's time per call and the ratio; run it with -count
+// and read the medians.
+func BenchmarkHookOverhead(b *testing.B) {
+	const batch = 256
+	bulkhead := func(m *core.Manager) *core.Bulkhead {
+		cfg := core.DefaultConfig("bench")
+		cfg.MaxConcurrentCalls = 1024
+		cfg.CircuitBreakerEnabled = true
+		bh, err := m.Create(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return bh
+	}
+	attached := core.NewManager()
+	statuspage.JSON(attached)
+	variants := []*core.Bulkhead{bulkhead(core.NewManager()), bulkhead(attached)}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ctx := context.Background()
+	var spent [2]time.Duration
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		for k := range variants {
+			v := (i + k) % len(variants)
+			start := threadCPUTime(b)
+			for range batch {
+				if _, err := core.Execute(ctx, variants[v], noop); err != nil {
+					b.Fatal(err)
+				}
+			}
+			spent[v] += threadCPUTime(b) - start
+		}
+	}
+	calls := float64(b.N) * batch
+	b.ReportMetric(float64(spent[0].Nanoseconds())/calls, "base-cpu-ns/call")
+	b.ReportMetric(float64(spent[1])/float64(spent[0]), "statuspage-ratio")
+}
+
+func threadCPUTime(b *testing.B) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ts.Nano())
+}
