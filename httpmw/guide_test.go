@@ -5,6 +5,7 @@ package httpmw_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -110,4 +111,38 @@ func Example_gracefulShutdown() {
 	// server: <nil>
 	// bulkheads: <nil>
 	// 1
+}
+
+// WithFailureStatus decides which statuses count against the circuit, here a client's.
+func ExampleWithFailureStatus() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer upstream.Close()
+	cfg := core.DefaultConfig("payments")
+	cfg.CircuitBreakerEnabled, cfg.FailureThreshold = true, 2
+	payments, err := core.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+
+	// A dependency's 429 is a failure; 501 Not Implemented is an answer.
+	failing := httpmw.WithFailureStatus(func(status int) bool {
+		return status == http.StatusTooManyRequests || status >= 500 && status != http.StatusNotImplemented
+	})
+	client := &http.Client{Transport: httpmw.Transport(upstream.Client().Transport,
+		func(*http.Request) *core.Bulkhead { return payments }, failing)}
+	for range 3 {
+		resp, err := client.Get(upstream.URL)
+		if err != nil {
+			fmt.Println(errors.Is(err, core.ErrCircuitOpen))
+			continue
+		}
+		_ = resp.Body.Close()
+		fmt.Println(resp.StatusCode)
+	}
+	// Output:
+	// 429
+	// 429
+	// true
 }
