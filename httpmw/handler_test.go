@@ -320,6 +320,7 @@ func TestHandlerPromptTimeoutAnswersAtDeadline(t *testing.T) {
 		assert.Equal(t, 1, s.InFlightCount)
 		assert.Equal(t, http.StatusServiceUnavailable, serve(h, get("/")).Code, "no second permit")
 
+		synctest.Wait() // the bulkhead's timer, which ends the context, has run too
 		close(release)
 		l := <-lateCh
 		synctest.Wait()
