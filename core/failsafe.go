@@ -159,9 +159,13 @@ func applyTimed[R any](b *Bulkhead, permit Permit, deadline time.Time, ei policy
 	if decided.CompareAndSwap(attemptRunning, attemptReturned) || decided.Load() == attemptCancelled {
 		timer.Stop()
 		o := policyVerdict(inner, res)
-		inner.Cancel(nil) // frees the child context; the result stands
-		permit.Release(o)
-		return res
+		inner.Cancel(nil) // frees the child context
+		// Returned at the deadline, before the timer ran: Release records a Success or
+		// Failure as TimedOut then (unless the caller left), and the caller hears the same.
+		if o == Neutral || time.Now().Before(deadline) || ei.Context().Err() != nil {
+			permit.Release(o)
+			return res
+		}
 	}
 	permit.Release(TimedOut)
 	return failedResult[R](b.errTimeout)
