@@ -19,7 +19,7 @@ func BenchmarkExecuteContended(b *testing.B) {
 			name = "priorities+tenants"
 		}
 		b.Run(name, func(b *testing.B) {
-			bh := benchBulkhead(b, func(c *Config) { c.MaxConcurrentCalls, c.MaxQueueSize = 1, 1 << 12 })
+			bh := benchBulkhead(b, func(c *Config) { c.MaxConcurrentCalls, c.MaxQueueSize = 1, 1<<12 })
 			fn := func(context.Context) (int, error) { runtime.Gosched(); return 0, nil }
 			var n atomic.Int32
 			b.ReportAllocs()
