@@ -224,7 +224,7 @@ func (b *Bulkhead) finish(s *slot, ok bool, o Outcome, end time.Duration, tc *ca
 			l.due.remove(&c.dl)
 		}
 	}
-	l.finishLocked(s, ok, end)
+	l.finishLocked(s, ok, ok || timedOut, end)
 	if timedOut {
 		l.timedOut++
 	}

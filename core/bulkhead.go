@@ -159,13 +159,16 @@ func (b *Bulkhead) Reconfigure(cfg Config) error {
 }
 
 // State returns Healthy, Degraded or Isolated from the circuit's state (Python: get_state).
-// Like Python bulkman, it does not move an OPEN circuit to HALF_OPEN when the isolation
-// is over; the next call does that.
+// A circuit whose isolation is over reads Degraded (HALF_OPEN) at once, whether or not a
+// call has arrived since: the next call is a probe (deviation: the Python library keeps
+// reporting it isolated until that call). A bulkhead without a circuit breaker is always
+// Healthy.
 func (b *Bulkhead) State() State {
 	if b.circuit == nil {
 		return Healthy
 	}
-	return b.circuit.state().state()
+	st, _ := b.circuit.reported()
+	return st.state()
 }
 
 // IsHealthy reports whether the bulkhead is Healthy or Degraded (Python: is_healthy).
@@ -192,12 +195,12 @@ func (b *Bulkhead) Stats() Stats {
 	}
 	l.mu.Unlock()
 	if c := b.circuit; c != nil {
-		st := c.state()
+		st, until := c.reported()
 		s.State = st.state()
 		s.CircuitBreakerEnabled = true
 		s.CircuitStatus = st.String()
 		if st == statusOpen {
-			s.OpenUntil = b.clock.at(time.Duration(c.openUntil.Load()))
+			s.OpenUntil = b.clock.at(until)
 		}
 	}
 	return s

@@ -137,6 +137,23 @@ func (c *circuit) checkRateLocked(box *breakerBox) {
 
 func (c *circuit) state() circuitStatus { return circuitStatus(c.status.Load()) }
 
+// reported returns the state as Stats and State show it, and the end of the isolation
+// (a clock offset) when that state is OPEN. An OPEN whose isolation is over reads
+// HALF_OPEN: the next call is a probe (acquireSlow moves the circuit itself then), and
+// until it comes the circuit refuses nothing. Computed on read, so that no timer runs
+// and no call pays for it.
+func (c *circuit) reported() (circuitStatus, time.Duration) {
+	st := c.state()
+	if st != statusOpen {
+		return st, 0
+	}
+	until := time.Duration(c.openUntil.Load()) // stored before the status: see transitionLocked
+	if c.clock.now() >= until {
+		return statusHalfOpen, 0
+	}
+	return statusOpen, until
+}
+
 // acquire asks the circuit to let one call through. It returns the half-open round when
 // the permit is a probe (0 otherwise), or a *Error wrapping ErrCircuitOpen.
 func (c *circuit) acquire() (uint64, error) {
@@ -387,5 +404,3 @@ func (c *circuit) openRefusal(now time.Duration) *Error {
 	c.openErr.Store(e)
 	return e
 }
-
-// status returns the mirror's status for Stats and State.

@@ -131,8 +131,9 @@ func TestCircuitProbeAfterIsolation(t *testing.T) {
 		assertRefusal(t, err, core.ErrCircuitOpen, "test")
 
 		time.Sleep(time.Millisecond)
-		assert.Equal(t, core.Isolated, b.State(), "like Python bulkman, State does not move until the next call")
-		assert.Equal(t, "OPEN", b.Stats().CircuitStatus)
+		assert.Equal(t, core.Degraded, b.State(), "half-open once the isolation is over, before any call")
+		assert.Equal(t, "HALF_OPEN", b.Stats().CircuitStatus)
+		assert.Zero(t, b.Stats().OpenUntil)
 
 		g := newGate()
 		probe := goExecute(context.Background(), b, hold(g, 1, nil))
@@ -152,7 +153,9 @@ func TestCircuitProbeAfterIsolation(t *testing.T) {
 func TestCircuitZeroIsolation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newCircuit(t, 1, 2, func(c *core.Config) { c.IsolationDuration = 0 })
-		trip(t, b)
+		_, err := core.Execute(context.Background(), b, fail)
+		require.NoError(t, err)
+		assert.Equal(t, core.Degraded, b.State(), "an isolation of 0 is over at once: the next call is a probe")
 		for i, want := range []core.State{core.Degraded, core.Healthy} {
 			ran, err := runs(b, succeed(1))
 			require.NoError(t, err, "call %d", i)

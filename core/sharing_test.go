@@ -3,7 +3,9 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -402,7 +404,20 @@ func TestSharedRecoveryWithoutEcho(t *testing.T) {
 		mem := core.NewMemoryStore()
 		sa, sb := &testStore{inner: mem}, &testStore{inner: mem}
 		a := replica(t, sa, time.Second)
-		b := replica(t, sb, time.Second)
+		var mu sync.Mutex
+		var bMoves []string
+		b := replica(t, sb, time.Second, core.WithEventHook(func(e core.Event) {
+			if e.Kind == core.EventStateChanged {
+				mu.Lock()
+				bMoves = append(bMoves, fmt.Sprintf("%v>%v remote=%v", e.From, e.To, e.Remote))
+				mu.Unlock()
+			}
+		}))
+		moves := func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(bMoves)
+		}
 
 		trip(t, a)
 		synctest.Wait()
@@ -414,12 +429,14 @@ func TestSharedRecoveryWithoutEcho(t *testing.T) {
 		t.Cleanup(func() { _ = p.Release(core.Neutral) }) // a failed test must not hang Shutdown
 		synctest.Wait()
 		assert.Equal(t, core.StatusHalfOpen, stored(t, mem).Status, "recovery is never blocked by an expired OPEN")
-		assert.Equal(t, core.Isolated, b.State(), "B ignores a peer's HALF_OPEN")
+		assert.Equal(t, core.Degraded, b.State(), "B's isolation is over too")
+		assert.Equal(t, []string{"healthy>isolated remote=true"}, moves(), "B ignores a peer's HALF_OPEN")
 
 		require.NoError(t, p.Release(core.Success))
 		synctest.Wait()
 		assert.Equal(t, core.StatusClosed, stored(t, mem).Status)
 		assert.Equal(t, core.Healthy, b.State(), "B adopted the CLOSED")
+		assert.Equal(t, []string{"healthy>isolated remote=true", "isolated>healthy remote=true"}, moves())
 
 		// A minute of polls and idle replicas: nothing more is written.
 		time.Sleep(time.Minute)

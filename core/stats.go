@@ -30,6 +30,8 @@ type Stats struct {
 	// ConcurrencyLimit is the limit in force now: MaxConcurrentCalls for a static bulkhead,
 	// the limit the bulkhead found for an adaptive one.
 	ConcurrencyLimit int `json:"concurrency_limit"`
-	// OpenUntil is the end of the isolation while the circuit is OPEN; zero otherwise.
+	// OpenUntil is the end of the isolation while the circuit is OPEN; zero otherwise,
+	// and so omitted from the JSON. Once that time has passed the circuit reads HALF_OPEN
+	// (State Degraded) and OpenUntil is zero, whether or not a call has arrived since.
 	OpenUntil time.Time `json:"open_until,omitzero"`
 }

@@ -169,6 +169,7 @@ func TestOverBufconn(t *testing.T) {
 
 	assert.Equal(t, serving, recv(), "the isolation is over: let probes through")
 	assert.False(t, time.Now().Before(db.Stats().OpenUntil), "at the end of the isolation Stats gives, not before")
+	assert.Equal(t, core.Degraded, db.State(), "the bulkhead agrees, with no call yet: half-open, the next call is a probe")
 
 	_, err = core.Execute(ctx, db, succeed) // the probe closes the circuit
 	require.NoError(t, err)

@@ -196,6 +196,7 @@ func BenchmarkMux(b *testing.B) {
 			w := &nopWriter{h: http.Header{}}
 			base := benchRequest(b, http.MethodGet, bc.target)
 			b.ReportAllocs()
+			defer reportCPU(b)()
 			for b.Loop() {
 				r := *base // ServeMux records the match in r: a fresh copy each time
 				bc.h.ServeHTTP(w, &r)

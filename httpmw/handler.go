@@ -36,11 +36,14 @@ import (
 //
 // The returned handler is safe for concurrent use. A nil b returns next unchanged.
 func Handler(next http.Handler, b *core.Bulkhead, opts ...Option) http.Handler {
+	if next == nil {
+		panic("httpmw: Handler: nil handler")
+	}
 	if b == nil {
 		return next
 	}
 	o := buildOptions(opts)
-	return &guard{next: next, b: b, reject: o.reject, opts: o.classifier()}
+	return &guard{next: next, b: b, reject: o.reject, opts: o.classifier(), mux: asMux(next)}
 }
 
 // Middleware returns middleware, in the func(http.Handler) http.Handler shape of chi,
@@ -53,11 +56,19 @@ func Handler(next http.Handler, b *core.Bulkhead, opts ...Option) http.Handler {
 // returns middleware that leaves handlers unchanged.
 func Middleware(sel Selector, opts ...Option) func(http.Handler) http.Handler {
 	if sel == nil {
-		return func(next http.Handler) http.Handler { return next }
+		return func(next http.Handler) http.Handler {
+			if next == nil {
+				panic("httpmw: Middleware: nil handler")
+			}
+			return next
+		}
 	}
 	o := buildOptions(opts)
 	return func(next http.Handler) http.Handler {
-		return &guard{next: next, sel: sel, reject: o.reject, opts: o.classifier()}
+		if next == nil {
+			panic("httpmw: Middleware: nil handler")
+		}
+		return &guard{next: next, sel: sel, reject: o.reject, opts: o.classifier(), mux: asMux(next)}
 	}
 }
 
@@ -67,7 +78,22 @@ type guard struct {
 	b      *core.Bulkhead
 	sel    Selector
 	reject func(w http.ResponseWriter, r *http.Request, err error)
-	opts   *options // nil unless requests get a priority or tenant from the options
+	opts   *options       // nil unless requests get a priority or tenant from the options
+	mux    *http.ServeMux // next, when it is a ServeMux: see muxRoutes
+}
+
+// asMux returns h if it is an *http.ServeMux, nil otherwise.
+func asMux(h http.Handler) *http.ServeMux {
+	m, _ := h.(*http.ServeMux)
+	return m
+}
+
+// muxRoutes reports whether mux has a handler of its own for r: not its 404 Not Found or
+// 405 Method Not Allowed, which cost the server nothing and so take no permit (a scan of
+// unknown paths must not fill the bulkhead of real requests).
+func muxRoutes(mux *http.ServeMux, r *http.Request) bool {
+	_, pattern := mux.Handler(r)
+	return pattern != ""
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -80,6 +106,10 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.next.ServeHTTP(w, r)
 			return
 		}
+	}
+	if g.mux != nil && !muxRoutes(g.mux, r) {
+		g.next.ServeHTTP(w, r)
+		return
 	}
 	p, err := b.Acquire(r.Context())
 	if err != nil {
