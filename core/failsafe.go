@@ -18,7 +18,8 @@ import (
 //
 // Each execution that reaches the policy (the first attempt, every retry, every hedge)
 // takes its own permit with b.Acquire, on the execution's context (so a priority or
-// tenant in the context passed to WithContext counts), and holds it while the policies
+// tenant in the context passed to WithContext counts, failsafe-go's own priorities and
+// levels too: see PriorityFrom), and holds it while the policies
 // inside it and the function run. A refusal ends the attempt with the same *Error that
 // Execute returns (errors.Is finds ErrFull, ErrCircuitOpen, ErrTimeout or ErrShutdown),
 // counted as Execute counts it; if the execution was cancelled before it was admitted
