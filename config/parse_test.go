@@ -224,6 +224,11 @@ var badFiles = []struct {
 		{5, 3, `http["GET /{y}/b"]`, `conflicts with http["GET /a/{x}"] (line 3)`},
 		{6, 3, `http["GET x"]`, "host/path missing /"},
 	}},
+	{"HTTP patterns of other routers", "bulkheads: [{name: a}]\nhttp:\n  \"/static/*\": a\n  \"GET /u/{id:[0-9]+}\": a\n  \"/u/:id\": a\n", []want{
+		{3, 3, `http["/static/*"]`, `"*" is a literal asterisk in a ServeMux pattern`},
+		{4, 3, `http["GET /u/{id:[0-9]+}"]`, "has a regular expression (chi's syntax)"},
+		{5, 3, `http["/u/:id"]`, `write "{id}"`},
+	}},
 	{"duplicate HTTP route after cleaning", "bulkheads: [{name: a}]\nhttp:\n  \"GET /x\": a\n  \"GET  /x\": a\n", []want{{4, 3, `http["GET  /x"]`, `conflicts with http["GET /x"] (line 3)`}}},
 	{"routes block not a mapping", "grpc: [a]\n", []want{{1, 7, "grpc", "want a mapping, got a list"}}},
 	{"many problems at once", "bulkheads:\n  - name: a\n    max_concurrent_calls: 0\n  - name: b\n    timeout_seconds: x\nhttp:\n  \"GET /x\": c\n", []want{

@@ -6,11 +6,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/grpcmw"
 	"github.com/bulkman-go/bulkman/httpmw"
 )
 
@@ -53,26 +53,15 @@ func (p *parser) routes(n *yaml.Node, block string, check func(string) error) []
 	return rs
 }
 
-// grpcPatternError checks a grpc: key as grpcmw.ByMethod reads it. ByMethod itself takes
-// any string, matching a malformed one literally (so never); a file should say so.
+// grpcPatternError checks a grpc: key with grpcmw.ValidateMethod, the check grpcmw.ByMethod
+// makes (it panics on a key that fails it). The error leaves out what the file's error
+// says already: the key.
 func grpcPatternError(k string) error {
-	const want = `want "/pkg.Service/Method", "/pkg.Service/*" or "*"`
-	if k == "*" {
+	err := grpcmw.ValidateMethod(k)
+	if err == nil {
 		return nil
 	}
-	if strings.IndexFunc(k, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return fmt.Errorf("a method pattern has no spaces or control characters (%s)", want)
-	}
-	svc, method, ok := strings.Cut(strings.TrimPrefix(k, "/"), "/")
-	switch {
-	case !strings.HasPrefix(k, "/"):
-		return fmt.Errorf("a method pattern starts with a slash (%s)", want)
-	case !ok || svc == "" || method == "" || strings.Contains(method, "/"):
-		return fmt.Errorf("not a method pattern (%s)", want)
-	case strings.Contains(svc, "*") || (method != "*" && strings.Contains(method, "*")):
-		return fmt.Errorf(`a wildcard stands for a whole method: "/pkg.Service/*" (%s)`, want)
-	}
-	return nil
+	return &reworded{msg: strings.TrimPrefix(err.Error(), "grpcmw: method pattern "+strconv.Quote(k)+": "), err: err}
 }
 
 // maxPatternErrors bounds the errors checkHTTP reports: each costs a new ServeMux.

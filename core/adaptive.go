@@ -109,6 +109,7 @@ type adaptive struct {
 	sum      time.Duration // their latencies
 	mostHeld int           // the most permits held when a sample was taken
 	skip     int           // samples still to ignore after a change of the limit
+	cut      int           // samples in it that a timeout cut short
 
 	probing    bool
 	windows    int                      // windows since the last probe
@@ -116,6 +117,7 @@ type adaptive struct {
 	probes     [probeKeep]time.Duration // the last of them, 0 if none
 	unloaded   time.Duration            // min(probes)
 	lastMean   time.Duration            // the last window's mean latency, 0 after a probe
+	lastCut    bool                     // the last window had calls cut short
 	cutFrom    int                      // the limit before the last window lowered it, or 0
 	growth     int                      // the next increase
 	crowded    int                      // 1 after a crowded window
@@ -166,12 +168,14 @@ func (c *adaptive) startProbe(now time.Duration, limit int) {
 }
 
 func (c *adaptive) resetWindow(now time.Duration) {
-	c.winStart, c.n, c.sum, c.mostHeld = now, 0, 0, 0
+	c.winStart, c.n, c.sum, c.mostHeld, c.cut = now, 0, 0, 0, 0
 }
 
 // sample records one call that started at started and ended at now, when held permits
-// were held (this call's included). It reports whether the limit in force changed.
-func (c *adaptive) sample(started, now time.Duration, held int) bool {
+// were held (this call's included); cut is set when the call did not end by itself (its
+// timeout ended it, or its caller gave up on it): its latency is then a lower bound. It
+// reports whether the limit in force changed.
+func (c *adaptive) sample(started, now time.Duration, held int, cut bool) bool {
 	switch {
 	case c.probing && started < c.winStart:
 		return false // started before the probe, in a crowded dependency
@@ -183,6 +187,9 @@ func (c *adaptive) sample(started, now time.Duration, held int) bool {
 		return false
 	}
 	c.n++
+	if cut {
+		c.cut++
+	}
 	c.sum += max(now-started, 0)
 	c.mostHeld = max(c.mostHeld, held)
 	if c.n < max(2*c.inForce, windowMinCalls) || now-c.winStart < max(windowMinTime, 2*c.unloaded) {
@@ -200,7 +207,7 @@ func (c *adaptive) sample(started, now time.Duration, held int) bool {
 // closeWindow ends the current window and adjusts the limit.
 func (c *adaptive) closeWindow(now time.Duration) {
 	mean := c.sum / time.Duration(c.n)
-	mostHeld := c.mostHeld
+	mostHeld, cut, timedOut := c.mostHeld, c.cut > 0, c.cut*10 >= c.n
 	c.resetWindow(now)
 	if c.probing {
 		c.probing = false
@@ -216,11 +223,13 @@ func (c *adaptive) closeWindow(now time.Duration) {
 		c.startProbe(now, max(c.floor, (c.limit+1)/2))
 		return
 	}
-	if c.cutFrom > 0 && c.lastMean > 0 {
+	if c.cutFrom > 0 && c.lastMean > 0 && !cut && !c.lastCut {
 		// The limit came down from cutFrom before this window. Latency that load causes
 		// falls with it, about in proportion; latency that does not fall is the
 		// dependency's own (it got slower, or the host is starved of CPU): it becomes the
-		// reference, instead of pushing the limit down further and for good.
+		// reference, instead of pushing the limit down further and for good. (Not when
+		// timeouts cut calls short: their latencies stay at the timeout however crowded
+		// the dependency is.)
 		expected := 1 - float64(c.limit)/float64(c.cutFrom)
 		fell := 1 - float64(mean)/float64(c.lastMean)
 		if expected >= 0.1 && fell < expected/4 {
@@ -228,9 +237,9 @@ func (c *adaptive) closeWindow(now time.Duration) {
 		}
 	}
 	before := c.limit
-	c.limit = c.next(mean, mostHeld)
+	c.limit = c.next(mean, mostHeld, timedOut)
 	c.inForce = c.limit
-	c.lastMean, c.cutFrom = mean, 0
+	c.lastMean, c.lastCut, c.cutFrom = mean, cut, 0
 	if c.limit < before {
 		c.cutFrom = before
 	}
@@ -252,8 +261,9 @@ func (c *adaptive) remember(d time.Duration) {
 }
 
 // next returns the limit after a window of mean latency mean in which at most mostHeld
-// permits were held at once.
-func (c *adaptive) next(mean time.Duration, mostHeld int) int {
+// permits were held at once; timedOut is set when a tenth of its calls or more were cut
+// short by a timeout, which takes no second window to confirm.
+func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 	limit := float64(c.limit)
 	ratio := float64(c.unloaded) / float64(mean) // u/m: 1 unloaded, smaller when crowded
 	inFlight := float64(max(mostHeld, 1))
@@ -261,12 +271,12 @@ func (c *adaptive) next(mean time.Duration, mostHeld int) int {
 	alpha := max(0.5, c.tolerance/2*limit)
 	beta := max(1.5, c.tolerance*limit)
 	next := c.limit
-	crowded := waiting > beta
+	crowded := waiting > beta || timedOut
 	if !crowded {
 		c.crowded = 0
 	}
 	switch {
-	case crowded && c.crowded == 0:
+	case crowded && c.crowded == 0 && !timedOut:
 		// The first crowded window only arms the decrease: one stall of the host, which
 		// delays every call whatever the limit, moves nothing.
 		c.crowded = 1

@@ -238,6 +238,6 @@ func executeTimed[T any](ctx context.Context, b *Bulkhead, fn func(context.Conte
 func (b *Bulkhead) freeAbandoned(s *slot) {
 	l := &b.ledger
 	l.mu.Lock()
-	l.finishLocked(s, false, 0)
+	l.finishLocked(s, false, true, 0)
 	l.mu.Unlock()
 }

@@ -193,14 +193,14 @@ func (l *ledger) unlinkLocked(w *waiter) {
 
 // finishLocked records the end of a started call at end (a clock offset; before
 // s.started if not read) and frees its permit. An adaptive bulkhead's controller learns
-// the call's latency if the call succeeded or was abandoned (a call that failed fast says
-// nothing about load).
-func (l *ledger) finishLocked(s *slot, ok bool, end time.Duration) {
-	if c := l.adapt; c != nil && (ok || s.abandoned) {
+// the call's latency when learn is set: the call succeeded, timed out or was abandoned (a
+// call that failed fast, or whose caller went away, says nothing about load).
+func (l *ledger) finishLocked(s *slot, ok, learn bool, end time.Duration) {
+	if c := l.adapt; c != nil && (learn || s.abandoned) {
 		if end < s.started {
 			end = l.due.clock.now()
 		}
-		if c.sample(s.started, end, l.held) {
+		if c.sample(s.started, end, l.held, !ok) {
 			l.applyLimitLocked()
 		}
 	}

@@ -155,3 +155,20 @@ func ExampleUnaryClientInterceptor() {
 	// sent: <nil>
 	// ResourceExhausted true
 }
+
+// Keys that could never match an RPC are refused, naming the key: ByMethod panics on
+// them (a table written in the program is wrong from its start), and ValidateMethod
+// checks keys that come from input first.
+func ExampleValidateMethod() {
+	for _, key := range []string{"/shop.v1.Orders/*", "shop.v1.Orders/Get", "/shop.v1.Orders/Get*"} {
+		if err := grpcmw.ValidateMethod(key); err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Println(key, "ok")
+	}
+	// Output:
+	// /shop.v1.Orders/* ok
+	// grpcmw: method pattern "shop.v1.Orders/Get": a method pattern starts with a slash (want "/pkg.Service/Method", "/pkg.Service/*" or "*")
+	// grpcmw: method pattern "/shop.v1.Orders/Get*": a wildcard stands for a whole method: "/pkg.Service/*" (want "/pkg.Service/Method", "/pkg.Service/*" or "*")
+}

@@ -2,7 +2,11 @@ package grpcmw
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/bulkman-go/bulkman/core"
 )
@@ -35,10 +39,12 @@ func Always(b *core.Bulkhead) Selector {
 // so that one method can be exempted from its service's bulkhead or from "*" (a health
 // check, say).
 //
-// Every other key, for example "pkg.Service/Method" without its leading slash or
-// "/pkg.Service/Get*", is not an error: it is matched literally as an exact method name,
-// so it never matches an RPC whose name differs. (ByMethod has no error result; load
-// routes from configuration through a validating loader.)
+// Any other key could never match an RPC (gRPC names every method "/service/method"), so
+// ByMethod panics, naming the key, as http.ServeMux.Handle does for a bad pattern: for
+// example "pkg.Service/Method" without its leading slash, "/pkg.Service/Get*" (a wildcard
+// stands for a whole method) or "/pkg.*/Method". Keys written in the program are found at
+// its start; check keys that come from input with ValidateMethod first (package config
+// does).
 //
 // ByMethod copies routes: changing the map afterwards has no effect. The Selector is safe
 // for concurrent use, and a lookup allocates nothing (at most two map reads, keyed by
@@ -47,11 +53,16 @@ func ByMethod(routes map[string]*core.Bulkhead) Selector {
 	exact := make(map[string]*core.Bulkhead)
 	services := make(map[string]*core.Bulkhead) // keyed "/pkg.Service/", with the slash
 	var other *core.Bulkhead
-	for key, b := range routes {
+	keys := slices.Sorted(maps.Keys(routes)) // the same key reported every time
+	for _, key := range keys {
+		if err := ValidateMethod(key); err != nil {
+			panic("grpcmw: ByMethod: " + strings.TrimPrefix(err.Error(), "grpcmw: "))
+		}
+		b := routes[key]
 		switch {
 		case key == "*":
 			other = b
-		case isServiceKey(key):
+		case strings.HasSuffix(key, "/*"):
 			services[key[:len(key)-1]] = b
 		default:
 			exact[key] = b
@@ -75,11 +86,37 @@ func ByMethod(routes map[string]*core.Bulkhead) Selector {
 	}
 }
 
-// isServiceKey reports whether key has the form "/pkg.Service/*": a leading slash, a
-// non-empty service name without slashes, and "/*".
-func isServiceKey(key string) bool {
-	if len(key) < 4 || key[0] != '/' || !strings.HasSuffix(key, "/*") {
-		return false
+// ValidateMethod reports whether key is a ByMethod key that can match an RPC:
+// "/pkg.Service/Method", "/pkg.Service/*" or "*". Otherwise it returns an error that names
+// the key and says what is wrong, in the form
+//
+//	grpcmw: method pattern "pkg.Service/Method": a method pattern starts with a slash (want ...)
+//
+// ByMethod panics on exactly the keys ValidateMethod refuses. It is safe for concurrent use.
+func ValidateMethod(key string) error {
+	if reason := methodKeyProblem(key); reason != "" {
+		return fmt.Errorf("grpcmw: method pattern %q: %s", key, reason)
 	}
-	return !strings.Contains(key[1:len(key)-2], "/")
+	return nil
+}
+
+// methodKeyProblem says what is wrong with key, or "" if nothing is.
+func methodKeyProblem(key string) string {
+	const want = `(want "/pkg.Service/Method", "/pkg.Service/*" or "*")`
+	if key == "*" {
+		return ""
+	}
+	if strings.IndexFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return "a method pattern has no spaces or control characters " + want
+	}
+	svc, method, ok := strings.Cut(strings.TrimPrefix(key, "/"), "/")
+	switch {
+	case !strings.HasPrefix(key, "/"):
+		return "a method pattern starts with a slash " + want
+	case !ok || svc == "" || method == "" || strings.Contains(method, "/"):
+		return "not a method pattern " + want
+	case strings.Contains(svc, "*") || (method != "*" && strings.Contains(method, "*")):
+		return `a wildcard stands for a whole method: "/pkg.Service/*" ` + want
+	}
+	return ""
 }

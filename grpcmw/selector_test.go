@@ -1,6 +1,8 @@
 package grpcmw
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,18 +18,13 @@ func TestByMethod(t *testing.T) {
 		}
 		return b
 	}
-	exact, service, other, literal, bare := bh("exact"), bh("service"), bh("other"), bh("literal"), bh("bare")
+	exact, service, other := bh("exact"), bh("service"), bh("other")
 	routes := map[string]*core.Bulkhead{
 		"/shop.Orders/Create":  exact,
 		"/shop.Orders/*":       service,
 		"/shop.Orders/Health":  nil, // exempt from the service's bulkhead
-		"/grpc.health.v1.*":    literal,
-		"shop.Reports/Run":     bare,
 		"*":                    other,
 		"/shop.Admin/*":        nil, // a whole service exempt from "*"
-		"/shop.Reports/Get*":   literal,
-		"/a/b/*":               literal,
-		"/*":                   literal,
 		"/shop.Inventory/List": exact,
 	}
 	sel := ByMethod(routes)
@@ -43,12 +40,9 @@ func TestByMethod(t *testing.T) {
 		{"/shop.Admin/Reset", nil},              // a service nil exempts the service
 		{"/shop.Inventory/List", exact},         // exact beats "*"
 		{"/shop.Inventory/Get", other},          // "*" catches the rest
-		{"/grpc.health.v1.Health/Check", other}, // "/grpc.health.v1.*" is literal, not a prefix
-		{"/grpc.health.v1.*", literal},          // ... and matches only itself
-		{"/shop.Reports/Get", other},            // "/shop.Reports/Get*" is literal too
-		{"/shop.Reports/Run", other},            // "shop.Reports/Run" lacks its slash: never an RPC name
-		{"/a/b/M", other},                       // "/a/b/*" is no service key
-		{"/M", other},                           // nor is "/*"
+		{"/grpc.health.v1.Health/Check", other}, // a service is its full name, not a prefix
+		{"/shop.Orders.V2/Create", other},
+		{"/M", other},
 		{"", other},
 		{"no-slash", other},
 	} {
@@ -80,4 +74,39 @@ func TestAlways(t *testing.T) {
 	assert.NoError(t, err)
 	assert.Same(t, b, Always(b)(t.Context(), "/any/Thing"))
 	assert.Nil(t, Always(nil)(t.Context(), "/any/Thing"))
+}
+
+// Keys that can match no RPC: ValidateMethod says why and names the key, and ByMethod
+// panics with the same message.
+func TestValidateMethod(t *testing.T) {
+	for _, key := range []string{"*", "/shop.Orders/Create", "/shop.Orders/*", "/grpc.health.v1.Health/Check", "/s/m"} {
+		assert.NoError(t, ValidateMethod(key), key)
+		assert.NotPanics(t, func() { ByMethod(map[string]*core.Bulkhead{key: nil}) }, key)
+	}
+	for _, tc := range []struct{ key, why string }{
+		{"shop.Orders/Create", "a method pattern starts with a slash"},
+		{"/shop.Orders/Get*", `a wildcard stands for a whole method: "/pkg.Service/*"`},
+		{"/shop.*/Get", "a wildcard stands for a whole method"},
+		{"/grpc.health.v1.*", "not a method pattern"},
+		{"/*", "not a method pattern"},
+		{"/shop.Orders/", "not a method pattern"},
+		{"//Create", "not a method pattern"},
+		{"/a/b/*", "not a method pattern"},
+		{"/a/b/c", "not a method pattern"},
+		{"/shop.Orders", "not a method pattern"},
+		{"", "a method pattern starts with a slash"},
+		{"**", "a method pattern starts with a slash"},
+		{"/shop.Orders/Create ", "no spaces or control characters"},
+		{"/shop.Orders/Cre\x00ate", "no spaces or control characters"},
+	} {
+		err := ValidateMethod(tc.key)
+		if assert.Error(t, err, tc.key) {
+			assert.Contains(t, err.Error(), fmt.Sprintf("grpcmw: method pattern %q: ", tc.key))
+			assert.Contains(t, err.Error(), tc.why)
+			assert.Contains(t, err.Error(), `(want "/pkg.Service/Method", "/pkg.Service/*" or "*")`)
+			assert.PanicsWithValue(t, "grpcmw: ByMethod: "+strings.TrimPrefix(err.Error(), "grpcmw: "), func() {
+				ByMethod(map[string]*core.Bulkhead{"/ok.Service/*": nil, tc.key: nil})
+			}, tc.key)
+		}
+	}
 }

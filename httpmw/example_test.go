@@ -152,3 +152,20 @@ func ExampleWithRejectionHandler() {
 	// 503 bulkman
 	// {"type":"urn:bulkman:full","title":"Bulkhead full","status":503,"detail":"bulkhead \"api\" is at capacity","bulkhead":"api"}
 }
+
+// Keys in another router's syntax match no request in a ServeMux pattern: ByPattern and
+// ValidatePattern refuse them, naming the key and the ServeMux way to write it.
+func ExampleValidatePattern() {
+	for _, key := range []string{"GET /users/{id}", "/static/*", "/orders/{id:[0-9]+}", "/users/:id"} {
+		if err := httpmw.ValidatePattern(key); err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Println(key, "ok")
+	}
+	// Output:
+	// GET /users/{id} ok
+	// httpmw: pattern "/static/*": "*" is a literal asterisk in a ServeMux pattern, not a wildcard (as in chi or a glob): write "/static/" or "/static/{path...}" for everything under /static/, "{name}" for one segment, or %2A for an asterisk
+	// httpmw: pattern "/orders/{id:[0-9]+}": segment "{id:[0-9]+}" has a regular expression (chi's syntax), and a ServeMux wildcard has none: write "{id}" and check the value in the handler
+	// httpmw: pattern "/users/:id": segment ":id" is literal text in a ServeMux pattern, not a parameter (httprouter's, gin's and echo's syntax): write "{id}", or %3A for a colon
+}

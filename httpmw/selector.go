@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/bulkman-go/bulkman/core"
 )
@@ -28,8 +29,8 @@ type Selector func(r *http.Request) *core.Bulkhead
 // It works wherever the middleware sits:
 //   - Around a whole mux (before routing), it matches r against the patterns itself,
 //     exactly as a ServeMux holding only these patterns would route r.
-//   - On one route (after routing, when r.Pattern is set, as ServeMux and chi do), a
-//     key equal to r.Pattern wins; otherwise r is matched as above. A prefix pattern
+//   - On one route (after routing, when r.Pattern is set, as ServeMux does, and chi from
+//     v5.2.3), a key equal to r.Pattern wins; otherwise r is matched as above. A prefix pattern
 //     (its path ends in "/" or "...}") never wins this way: prefix routes are where
 //     sub-routers are mounted, so under outer.Handle("/api/", mw(apiMux)) r.Pattern is
 //     "/api/" for every request, and r is matched as above to find its own route.
@@ -37,8 +38,9 @@ type Selector func(r *http.Request) *core.Bulkhead
 // ByPattern copies routes. A nil bulkhead in routes makes its pattern an explicit
 // exception: requests it matches are unguarded even where a more general pattern would
 // guard them. It returns an error naming the pattern when a key is not a valid ServeMux
-// pattern or conflicts with another key (two patterns that match the same requests
-// without one being more specific, as ServeMux.Handle would panic).
+// pattern or is written in another router's syntax (see ValidatePattern), or conflicts
+// with another key (two patterns that match the same requests without one being more
+// specific, as ServeMux.Handle would panic).
 //
 // The Selector is safe for concurrent use. Selecting by a pattern without wildcards
 // allocates nothing; a wildcard or prefix match may allocate, as ServeMux does.
@@ -70,9 +72,90 @@ func ByPattern(routes map[string]*core.Bulkhead) (Selector, error) {
 	return t.selectBulkhead, nil
 }
 
+// ValidatePattern reports whether pattern is a ByPattern key that can match a request: a
+// valid http.ServeMux pattern, without the syntax of other routers that ServeMux would
+// take as literal text, and so match no request anyone sends. It returns an error that
+// names the pattern and says what is wrong, in the form
+//
+//	httpmw: pattern "/static/*": "*" is a literal asterisk in a ServeMux pattern, ...
+//
+// for a pattern ServeMux refuses (ServeMux's reason), and for these, which ServeMux
+// accepts:
+//
+//   - a "*" in a path segment, as in chi's "/static/*" or a glob's "/files/*.txt" (write
+//     "/static/" or "/static/{path...}" for everything under a path, "{name}" for one
+//     segment, %2A for an asterisk);
+//   - a wildcard with a regular expression, as chi's "/users/{id:[0-9]+}" (ServeMux
+//     refuses it as a bad wildcard name; write "{id}" and check the value in the handler);
+//   - a segment ":name", the parameter of httprouter, gin and echo (write "{name}", or %3A
+//     for a colon);
+//   - a host with a "*", as "*.example.com" (ServeMux matches a host exactly).
+//
+// ByPattern checks every key this way (and also that no two keys conflict), and package
+// config checks the keys of a file's http: table with ByPattern. ValidatePattern is safe
+// for concurrent use.
+func ValidatePattern(pattern string) error {
+	return register(http.NewServeMux(), pattern)
+}
+
+// foreignSyntax returns an error for a pattern that ServeMux would take literally but
+// that was written for another router; nil for anything else (ServeMux judges the rest).
+func foreignSyntax(pat string) error {
+	rest := pat
+	if i := strings.IndexAny(pat, " \t"); i >= 0 {
+		rest = strings.TrimLeft(pat[i+1:], " \t")
+	}
+	i := strings.IndexByte(rest, '/')
+	if i < 0 {
+		return nil
+	}
+	host, p := rest[:i], rest[i:]
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("httpmw: pattern %q: "+format, append([]any{pat}, args...)...)
+	}
+	if strings.Contains(host, "*") {
+		return bad("a ServeMux pattern matches its host exactly, so host %q matches no request (for every host, leave it out and check r.Host in a Selector)", host)
+	}
+	start := 1
+	for start <= len(p) {
+		end := strings.IndexByte(p[start:], '/')
+		if end < 0 {
+			end = len(p)
+		} else {
+			end += start
+		}
+		seg := p[start:end]
+		switch {
+		case strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") && strings.Contains(seg, ":"):
+			name, _, _ := strings.Cut(seg[1:], ":")
+			return bad("segment %q has a regular expression (chi's syntax), and a ServeMux wildcard has none: write %q and check the value in the handler", seg, "{"+name+"}")
+		case strings.Contains(seg, "*"):
+			under := p[:start]
+			return bad(`"*" is a literal asterisk in a ServeMux pattern, not a wildcard (as in chi or a glob): write %q or %q for everything under %s, "{name}" for one segment, or %%2A for an asterisk`, under, under+"{path...}", under)
+		case len(seg) > 1 && seg[0] == ':' && isIdent(seg[1:]):
+			return bad("segment %q is literal text in a ServeMux pattern, not a parameter (httprouter's, gin's and echo's syntax): write %q, or %%3A for a colon", seg, "{"+seg[1:]+"}")
+		}
+		start = end + 1
+	}
+	return nil
+}
+
+// isIdent reports whether s is a Go identifier, as ServeMux wants a wildcard's name.
+func isIdent(s string) bool {
+	for i, r := range s {
+		if !unicode.IsLetter(r) && r != '_' && (i == 0 || !unicode.IsDigit(r)) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // register adds pat to mux, turning ServeMux's panic on a bad or conflicting pattern
-// into an error.
+// into an error, after checking it for another router's syntax.
 func register(mux *http.ServeMux, pat string) (err error) {
+	if err := foreignSyntax(pat); err != nil {
+		return err
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			// ServeMux's message points at this file ("registered at ..."), which would

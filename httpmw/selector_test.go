@@ -292,3 +292,37 @@ func TestByPatternStaticLookupDoesNotAllocate(t *testing.T) {
 	r.Host = "api.test"
 	assert.Zero(t, testing.AllocsPerRun(100, func() { sel(r) }), "host pattern")
 }
+
+// Keys in another router's syntax, which ServeMux would read as literal text (or refuse
+// with a message that does not say why): an error naming the key, from ValidatePattern
+// and ByPattern alike.
+func TestValidatePattern(t *testing.T) {
+	for _, pat := range []string{
+		"/", "/static/", "GET /users/{id}", "/files/{path...}", "/{$}", "POST api.test/jobs",
+		"/a%2Ab", "/time/12:30", "/v1/books:batchGet", "/users/{id}/x", "GET /:", "/a:b/c",
+	} {
+		assert.NoError(t, ValidatePattern(pat), pat)
+		_, err := ByPattern(map[string]*core.Bulkhead{pat: nil})
+		assert.NoError(t, err, pat)
+	}
+	for _, tc := range []struct{ pat, why string }{
+		{"/static/*", `"*" is a literal asterisk in a ServeMux pattern, not a wildcard (as in chi or a glob): write "/static/" or "/static/{path...}" for everything under /static/`},
+		{"GET /*", `write "/" or "/{path...}" for everything under /`},
+		{"/files/*.txt", `"*" is a literal asterisk`},
+		{"/users/Get*", `"*" is a literal asterisk`},
+		{"/users/{id:[0-9]+}", `segment "{id:[0-9]+}" has a regular expression (chi's syntax), and a ServeMux wildcard has none: write "{id}"`},
+		{"GET /users/{id:[0-9]+}/orders", `write "{id}"`},
+		{"/users/:id", `segment ":id" is literal text in a ServeMux pattern, not a parameter (httprouter's, gin's and echo's syntax): write "{id}", or %3A for a colon`},
+		{"*.example.com/x", `a ServeMux pattern matches its host exactly, so host "*.example.com" matches no request`},
+		{"GET /a/{x", "bad wildcard segment"}, // ServeMux's own reason
+		{"", "invalid pattern"},
+	} {
+		err := ValidatePattern(tc.pat)
+		if assert.Error(t, err, tc.pat) {
+			assert.Contains(t, err.Error(), fmt.Sprintf("httpmw: pattern %q: ", tc.pat))
+			assert.Contains(t, err.Error(), tc.why)
+			_, err2 := ByPattern(map[string]*core.Bulkhead{"/ok": nil, tc.pat: nil})
+			assert.EqualError(t, err2, err.Error(), "ByPattern says the same")
+		}
+	}
+}

@@ -46,6 +46,9 @@ type clientReport struct {
 	ProbeIdle   summary `json:"probe_idle"`
 	ProbeLoad   summary `json:"probe_load"`
 	ProbeErrors int     `json:"probe_errors"`
+	// Served is every served request's end (since the start of the load) and latency, for
+	// the adaptive targets' stretches; not written to -json.
+	Served []servedAt `json:"-"`
 }
 
 const probeEvery = 5 * time.Millisecond
@@ -181,8 +184,9 @@ func newCaller(proto, addr string, clients int) (caller, error) {
 
 // sample is one finished request.
 type sample struct {
-	d time.Duration
-	o outcome
+	d   time.Duration
+	o   outcome
+	end time.Duration // since the start of the load
 }
 
 // runLoad drives c with cfg's closed loop and reports what came back. progress, if not
@@ -219,7 +223,7 @@ func runLoad(c caller, cfg loadConfig, progress func(done int64, elapsed time.Du
 					o = outcomeClientDeadline
 				}
 				rcancel()
-				mine = append(mine, sample{d, o})
+				mine = append(mine, sample{d, o, time.Since(start)})
 				done.Add(1)
 				if cfg.RefusalPause > 0 && (o == outcomeRefused || o == outcomeTimedOut) {
 					select {
@@ -281,6 +285,13 @@ func runLoad(c caller, cfg loadConfig, progress func(done int64, elapsed time.Du
 
 	rep := clientReport{Elapsed: elapsed, HitTimeBound: ctx.Err() != nil, CPU: cpu,
 		ProbeLoad: summarize(probes), ProbeErrors: probeErrs}
+	for _, mine := range perClient {
+		for _, s := range mine {
+			if s.o == outcomeOK {
+				rep.Served = append(rep.Served, servedAt{End: s.end, D: s.d})
+			}
+		}
+	}
 	var byOutcome [numOutcomes][]time.Duration
 	for _, mine := range perClient {
 		for _, s := range mine {

@@ -69,7 +69,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	var o options
 	protos := fs.String("proto", "grpc,http", "protocols to run, comma-separated: grpc, http")
-	modes := fs.String("mode", "none,bulkman,failsafe", "protections to run, comma-separated: none, bulkman, failsafe")
+	modes := fs.String("mode", "none,bulkman,failsafe", "protections to run, comma-separated: none, bulkman, failsafe, bulkman-adaptive, failsafe-adaptive")
 	fs.IntVar(&o.rounds, "rounds", 1, "how many times to run every (protocol, mode), interleaved")
 	fs.IntVar(&o.load.Clients, "clients", 80, "closed-loop clients (concurrent requests offered)")
 	fs.IntVar(&o.load.Requests, "requests", 20000, "requests per run")
@@ -84,6 +84,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.server.Timeout, "timeout", 100*time.Millisecond, "bulkman Timeout and failsafe timeout")
 	fs.DurationVar(&o.server.MaxWait, "max-wait", 20*time.Millisecond, "failsafe bulkhead max wait time")
 	fs.BoolVar(&o.server.Breaker, "breaker", false, "bulkman circuit breaker (5 failures / 3 successes / 30s)")
+	adaptiveFlags(fs, &o)
 	fs.BoolVar(&o.inProcess, "inprocess", false, "run the servers in this process (their numbers then include the load generator's)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write every run's numbers to this file")
 	fs.BoolVar(&o.quiet, "quiet", !isTerminal(os.Stderr), "no progress line (the default when stderr is not a terminal)")
@@ -101,7 +102,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	for _, m := range o.modes {
-		if m != "none" && m != "bulkman" && m != "failsafe" {
+		if m != "none" && m != "bulkman" && m != "failsafe" && !adaptiveModes[m] {
 			return o, fmt.Errorf("unknown mode %q", m)
 		}
 	}
@@ -112,6 +113,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-idle-probes must be at least 0")
 	case o.server.DepCapacity < 1, o.server.Limit < 1, o.server.Queue < 0, o.server.DepLatency <= 0:
 		return o, errors.New("-dep-capacity and -limit must be at least 1, -queue at least 0, -dep-latency positive")
+	}
+	if err := checkAdaptiveFlags(&o); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -128,11 +132,12 @@ func splitList(s string) []string {
 
 // result is one run.
 type result struct {
-	Round  int          `json:"round"`
-	Proto  string       `json:"proto"`
-	Mode   string       `json:"mode"`
-	Server serverReport `json:"server"`
-	Client clientReport `json:"client"`
+	Round  int           `json:"round"`
+	Proto  string        `json:"proto"`
+	Mode   string        `json:"mode"`
+	Server serverReport  `json:"server"`
+	Client clientReport  `json:"client"`
+	Phases []phaseReport `json:"phases,omitempty"` // adaptive targets, stretch by stretch
 }
 
 func main() {
@@ -203,6 +208,7 @@ func run(o options, stdout, stderr io.Writer) error {
 					return fmt.Errorf("%s: %w", label, err)
 				}
 				r.Round = round
+				r.Phases = phases(o, r)
 				rs = append(rs, r)
 			}
 			printTable(stdout, fmt.Sprintf("%s, round %d", proto, round), o, rs)

@@ -8,7 +8,8 @@ import (
 )
 
 // modeTitle is the column header of a mode.
-var modeTitle = map[string]string{"none": "no protection", "bulkman": "bulkman", "failsafe": "failsafe-go"}
+var modeTitle = map[string]string{"none": "no protection", "bulkman": "bulkman", "failsafe": "failsafe-go",
+	"bulkman-adaptive": "bulkman adaptive", "failsafe-adaptive": "failsafe-go adaptivelimiter"}
 
 // printTable writes one markdown table: a row per measure, a column per run.
 func printTable(w io.Writer, title string, o options, rs []result) {
@@ -98,6 +99,7 @@ func printTable(w io.Writer, title string, o options, rs []result) {
 			printTargets(w, o, r)
 		}
 	}
+	printPhases(w, o, rs)
 }
 
 // goroutineSlack is the constant of the goroutine target: goroutines beyond the idle

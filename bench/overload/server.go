@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 	"github.com/failsafe-go/failsafe-go/bulkhead"
 	"github.com/failsafe-go/failsafe-go/failsafegrpc"
 	"github.com/failsafe-go/failsafe-go/failsafehttp"
@@ -44,6 +45,11 @@ type serverConfig struct {
 	Timeout     time.Duration `json:"timeout"`      // bulkman Timeout; failsafe timeout policy
 	MaxWait     time.Duration `json:"max_wait"`     // failsafe bulkhead max wait time
 	Breaker     bool          `json:"breaker"`      // bulkman CircuitBreakerEnabled (5/3/30s)
+	// Schedule, when set, moves the dependency's capacity to each value in turn, one
+	// every ScheduleEvery from the start of the load (DepCapacity is then unused).
+	Schedule      []int         `json:"schedule,omitempty"`
+	ScheduleEvery time.Duration `json:"schedule_every,omitempty"`
+	Ceiling       int           `json:"ceiling,omitempty"` // bulkman-adaptive MaxConcurrentCalls
 }
 
 // serverReport is what the server process measured about itself during the load.
@@ -67,6 +73,9 @@ type serverReport struct {
 	// client or the codec.
 	Refused  summary `json:"refused"`
 	TimedOut summary `json:"timed_out"`
+	// Timeline is the dependency seen every timelineStep: the most requests inside the
+	// handler at once, and the dependency calls that ended.
+	Timeline []timelineStep `json:"timeline,omitempty"`
 	// Circuit and Stats describe the bulkman bulkhead at the end (bulkman mode only).
 	Circuit string      `json:"circuit,omitempty"`
 	Stats   *core.Stats `json:"stats,omitempty"`
@@ -80,6 +89,7 @@ type dependency struct {
 	latency   time.Duration
 	inHandler atomic.Int64
 	peak      atomic.Int64
+	stepPeak  atomic.Int64 // peak since the timeline's last step
 	completed atomic.Int64 // calls that got a slot and ran their full latency
 }
 
@@ -92,6 +102,8 @@ func (d *dependency) handle(ctx context.Context) error {
 	n := d.inHandler.Add(1)
 	defer d.inHandler.Add(-1)
 	for p := d.peak.Load(); n > p && !d.peak.CompareAndSwap(p, n); p = d.peak.Load() {
+	}
+	for p := d.stepPeak.Load(); n > p && !d.stepPeak.CompareAndSwap(p, n); p = d.stepPeak.Load() {
 	}
 	select {
 	case d.slots <- struct{}{}:
@@ -138,7 +150,8 @@ func classifyGRPC(err error) outcome {
 	st := status.Convert(err)
 	msg := st.Message()
 	switch {
-	case st.Code() == codes.ResourceExhausted, strings.Contains(msg, bulkhead.ErrFull.Error()):
+	case st.Code() == codes.ResourceExhausted, strings.Contains(msg, bulkhead.ErrFull.Error()),
+		strings.Contains(msg, adaptivelimiter.ErrExceeded.Error()):
 		return outcomeRefused
 	case st.Code() == codes.Unavailable && strings.Contains(msg, "circuit"):
 		return outcomeRefused
@@ -255,6 +268,7 @@ type server struct {
 	dep      *dependency
 	rec      *recorder
 	bh       *core.Bulkhead // bulkman mode only
+	adapt    adaptiveState  // the capacity schedule and the timeline
 	shutdown func()
 	sampler  *sampler
 	// depCalls0 is the dependency's count of calls at begin: the client's connection
@@ -269,6 +283,13 @@ func startServer(cfg serverConfig) (*server, error) {
 		return nil, err
 	}
 	s := &server{addr: lis.Addr().String(), dep: newDependency(cfg.DepLatency, cfg.DepCapacity), rec: &recorder{}}
+	s.adapt.cfg = cfg
+	if adaptiveModes[cfg.Mode] {
+		if err := s.adaptiveServer(cfg); err != nil {
+			_ = lis.Close()
+			return nil, err
+		}
+	}
 	if cfg.Mode == "bulkman" {
 		bc := core.DefaultConfig("dependency")
 		bc.MaxConcurrentCalls = cfg.Limit
@@ -344,8 +365,11 @@ func (s *server) serveGRPC(lis net.Listener, cfg serverConfig) error {
 	chain := []grpc.UnaryServerInterceptor{onlyLoad(observe)}
 	switch cfg.Mode {
 	case "none":
-	case "bulkman":
+	case "bulkman", "bulkman-adaptive":
 		chain = append(chain, onlyLoad(grpcmw.UnaryServerInterceptor(grpcmw.Always(s.bh))))
+	case "failsafe-adaptive":
+		chain = append(chain, onlyLoad(failsafegrpc.NewUnaryServerInterceptor[any](
+			timeout.New[any](cfg.Timeout), adaptivelimiter.NewWithDefaults[any]())))
 	case "failsafe":
 		chain = append(chain, onlyLoad(failsafegrpc.NewUnaryServerInterceptor[any](
 			timeout.New[any](cfg.Timeout),
@@ -395,8 +419,10 @@ func (s *server) serveHTTP(lis net.Listener, cfg serverConfig) error {
 	})
 	switch cfg.Mode {
 	case "none":
-	case "bulkman":
+	case "bulkman", "bulkman-adaptive":
 		h = httpmw.Handler(h, s.bh)
+	case "failsafe-adaptive":
+		h = failsafehttp.NewHandler(h, timeout.New[*http.Response](cfg.Timeout), adaptivelimiter.NewWithDefaults[*http.Response]())
 	case "failsafe":
 		h = failsafehttp.NewHandler(h,
 			timeout.New[*http.Response](cfg.Timeout),
@@ -426,11 +452,13 @@ func (s *server) serveHTTP(lis net.Listener, cfg serverConfig) error {
 func (s *server) begin() {
 	s.depCalls0 = s.dep.completed.Load()
 	s.sampler = startSampler()
+	s.startTimeline()
 }
 
 // end stops sampling, then the server, and reports.
 func (s *server) end() serverReport {
 	rep := s.sampler.finish()
+	rep.Timeline = s.stopTimeline()
 	rep.PeakInHandler = s.dep.peak.Load()
 	rep.DepCalls = s.dep.completed.Load() - s.depCalls0
 	s.rec.mu.Lock()
