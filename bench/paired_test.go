@@ -57,21 +57,7 @@ func runPairedAgainst(b *testing.B, rows []pairedRow, baseName string) {
 	if base < 0 {
 		b.Fatalf("no %s row", baseName)
 	}
-	// b.ReportAllocs sums every row of an op; a row's own count is measured apart (b.Loop
-	// resets the counters, so these blocks are not in allocs/op).
-	allocs := make([]float64, len(rows))
-	for i, r := range rows {
-		allocs[i] = testing.AllocsPerRun(pairedAllocRuns, func() { r.run(b) }) / pairedBlock
-	}
-	total := make([]time.Duration, len(rows))
-	b.ReportAllocs()
-	for b.Loop() {
-		for i, r := range rows {
-			start := time.Now()
-			r.run(b)
-			total[i] += time.Since(start)
-		}
-	}
+	total, allocs := timePaired(b, rows)
 	calls := float64(b.N * pairedBlock)
 	for i, r := range rows {
 		b.ReportMetric(float64(total[i].Nanoseconds())/calls, "ns/call-"+r.name)
@@ -80,6 +66,27 @@ func runPairedAgainst(b *testing.B, rows []pairedRow, baseName string) {
 			b.ReportMetric(float64(total[base])/float64(total[i]), "x-failsafe-"+r.name)
 		}
 	}
+}
+
+// timePaired runs the rows in turn, a block of each per op, and returns each row's total
+// time and its allocations per call.
+func timePaired(b *testing.B, rows []pairedRow) (total []time.Duration, allocs []float64) {
+	// b.ReportAllocs sums every row of an op; a row's own count is measured apart (b.Loop
+	// resets the counters, so these blocks are not in allocs/op).
+	allocs = make([]float64, len(rows))
+	for i, r := range rows {
+		allocs[i] = testing.AllocsPerRun(pairedAllocRuns, func() { r.run(b) }) / pairedBlock
+	}
+	total = make([]time.Duration, len(rows))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, r := range rows {
+			start := time.Now()
+			r.run(b)
+			total[i] += time.Since(start)
+		}
+	}
+	return total, allocs
 }
 
 // fakeServerStream is a server stream for calling a stream interceptor directly.

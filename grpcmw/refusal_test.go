@@ -315,3 +315,42 @@ func TestStatusCacheConcurrent(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 4, c.Len())
 }
+
+// TestRefusalSharedButSafe: a full refusal allocates nothing (its rejection is shared,
+// as the bulkhead shares its *core.Error), every errors.As gets a copy of its own, and a
+// reconfigured bulkhead's refusals carry its new error.
+func TestRefusalSharedButSafe(t *testing.T) {
+	b := fullBulkhead(t)
+	info := &grpc.UnaryServerInfo{FullMethod: unaryRPC.method}
+	interceptor := UnaryServerInterceptor(Always(b))
+	ctx := t.Context()
+	refuse := func() error {
+		_, err := interceptor(ctx, nil, info, nil)
+		return err
+	}
+	refuse()
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = refuse() }))
+
+	err := refuse()
+	a, ok := errors.AsType[*core.Error](err)
+	require.True(t, ok)
+	c, ok := errors.AsType[*core.Error](err)
+	require.True(t, ok)
+	assert.NotSame(t, a, c, "a copy for each errors.As")
+	a.Bulkhead = "tampered"
+	assert.Equal(t, "bench", c.Bulkhead)
+	again, _ := errors.AsType[*core.Error](refuse())
+	assert.Equal(t, "bench", again.Bulkhead)
+	assert.Equal(t, `bulkhead "bench" is at capacity (1/1)`, again.Error())
+
+	// Reconfigure gives the bulkhead a new error (its text names the capacity): the
+	// refusals follow it.
+	before := refuse()
+	require.NoError(t, b.Reconfigure(b.Config()))
+	after := refuse()
+	assert.NotSame(t, before, after)
+	_, coreErr := b.Acquire(ctx)
+	got, _ := errors.AsType[*core.Error](after)
+	assert.Equal(t, *(coreErr.(*core.Error)), *got)
+	assert.Equal(t, `bulkhead "bench" is at capacity`, status.Convert(refuse()).Message())
+}

@@ -42,54 +42,70 @@ const pushbackKey = "grpc-retry-pushback-ms"
 // a gRPC status error (status.Code, status.FromError and the server's wire encoding see
 // st) that still unwraps to the cause, so errors.Is(err, core.ErrFull) works in process.
 //
-// Each rejection holds its own copy of the bulkhead's *core.Error, so a caller that
-// changes the fields of what errors.As gives it changes nothing anyone else sees; st is
-// shared between refusals, and a *status.Status cannot be changed (its Proto and Details
-// methods return copies).
+// A rejection of a bulkhead's refusal is shared by the refusals of one kind, as the
+// bulkhead shares its *core.Error, so that refusing allocates nothing: nothing in it can
+// be changed from outside. Unwrap hands out a new copy of the *core.Error each time, so a
+// caller that changes the fields of what errors.As gives it changes nothing anyone else
+// sees; and a *status.Status cannot be changed (its Proto and Details return copies).
 type rejection struct {
 	st     *status.Status
-	ce     core.Error // the refusal; unused when ctxErr is set
-	ctxErr error      // the caller's context error, when that ended the wait instead
+	text   string      // Error()
+	ce     core.Error  // a copy of the refusal; unused when ctxErr is set
+	src    *core.Error // the bulkhead's own error it was made from (nil: made for one call)
+	ms     string      // the pushback trailer's value, "" for none
+	ctxErr error       // the caller's context error, when that ended the wait instead
+}
+
+func newRejection(st *status.Status, ce *core.Error, ms string) *rejection {
+	return &rejection{
+		st:   st,
+		text: "rpc error: code = " + st.Code().String() + " desc = " + st.Message(),
+		ce:   *ce,
+		ms:   ms,
+	}
 }
 
 // Error reads like a status error's, so that logs show the code.
-func (r *rejection) Error() string {
-	return "rpc error: code = " + r.st.Code().String() + " desc = " + r.st.Message()
-}
+func (r *rejection) Error() string { return r.text }
 
 // GRPCStatus returns the status sent to the caller.
 func (r *rejection) GRPCStatus() *status.Status { return r.st }
 
-// Unwrap returns the *core.Error or context error that caused the rejection.
+// Unwrap returns the context error that caused the rejection, or a new copy of the
+// *core.Error.
 func (r *rejection) Unwrap() error {
 	if r.ctxErr != nil {
 		return r.ctxErr
 	}
-	return &r.ce
+	ce := r.ce
+	return &ce
 }
 
 // refuse turns an error from core.Bulkhead.Acquire into the error the interceptor returns,
 // and returns the value of the pushback trailer the refusal asks for: its RetryAfter in
 // milliseconds, or "" for none.
 func (o *options) refuse(err error) (*rejection, string) {
-	ce, ok := errors.AsType[*core.Error](err)
+	ce, ok := err.(*core.Error) // as Acquire returns it
+	if !ok {
+		ce, ok = errors.AsType[*core.Error](err)
+	}
 	if !ok {
 		// The caller's context ended while it waited: report it as gRPC would.
-		return &rejection{st: status.FromContextError(err), ctxErr: err}, ""
+		st := status.FromContextError(err)
+		return &rejection{st: st, text: "rpc error: code = " + st.Code().String() + " desc = " + st.Message(), ctxErr: err}, ""
 	}
-	r := &rejection{ce: *ce}
 	if o.status != nil {
-		if st := o.status(&r.ce); st != nil && st.Code() != codes.OK {
-			r.st = st
-			if ce.RetryAfter <= 0 {
-				return r, ""
+		own := *ce
+		if st := o.status(&own); st != nil && st.Code() != codes.OK {
+			ms := ""
+			if ce.RetryAfter > 0 {
+				ms = pushbackValue(ce.RetryAfter)
 			}
-			return r, pushbackValue(ce.RetryAfter)
+			return newRejection(st, ce, ms), ms
 		}
 	}
-	var ms string
-	r.st, ms = o.statuses.of(ce)
-	return r, ms
+	r := o.statuses.rejection(ce)
+	return r, r.ms
 }
 
 // pushback returns the trailer for a refusal whose pushback value (from refuse) is ms.
@@ -101,8 +117,8 @@ func pushback(ms string) metadata.MD {
 // setPushback sends the pushback trailer ms from a unary handler's context, when it has a
 // server stream to send it on (a handler called directly has none, and nowhere to send it).
 func setPushback(ctx context.Context, ms string) {
-	if grpc.ServerTransportStreamFromContext(ctx) != nil {
-		_ = grpc.SetTrailer(ctx, pushback(ms))
+	if stream := grpc.ServerTransportStreamFromContext(ctx); stream != nil {
+		_ = stream.SetTrailer(pushback(ms)) // what grpc.SetTrailer does, without a second lookup
 	}
 }
 
@@ -115,12 +131,25 @@ func pushbackValue(d time.Duration) string {
 
 // refusalStatuses are one bulkhead's statuses, built at its first refusal so that a
 // refusal then costs no more than its rejection: the name and the kind decide the status
-// (and the RetryAfter, for an open circuit). Every field but open is set once.
+// (and the RetryAfter, for an open circuit). Every field but open and last is set once.
 type refusalStatuses struct {
 	name                              string
 	full, timeout, shutdown, openBusy *status.Status // openBusy: circuit open without a RetryAfter
 	open                              atomic.Pointer[openStatus]
+	// last holds, per kind, the last rejection made, from the bulkhead's *core.Error src:
+	// the bulkhead hands out the same one until it is reconfigured (or, for an open
+	// circuit, for 10 ms), so a refusal nearly always finds its rejection made.
+	last [kindCount]atomic.Pointer[rejection]
 }
+
+// The kinds of refusal, as indices of refusalStatuses.last.
+const (
+	kindFull = iota
+	kindTimeout
+	kindShutdown
+	kindOpen
+	kindCount
+)
 
 // openStatus is the status of a circuit-open refusal with a RetryAfter. core hands out the
 // same RetryAfter for 10 ms at a time, so the last one built is nearly always the one
@@ -140,9 +169,41 @@ func newStatusCache() *statusCache {
 	return &statusCache{perbulkhead.Cache[*refusalStatuses]{New: newRefusalStatuses}}
 }
 
+// rejection returns the rejection of the refusal ce: the one made last for its kind if
+// it was made from ce itself, a new one otherwise.
+func (c *statusCache) rejection(ce *core.Error) *rejection {
+	s := c.Get(ce.Bulkhead)
+	var last *atomic.Pointer[rejection]
+	switch ce.Err {
+	case core.ErrFull:
+		last = &s.last[kindFull]
+	case core.ErrTimeout:
+		last = &s.last[kindTimeout]
+	case core.ErrShutdown:
+		last = &s.last[kindShutdown]
+	case core.ErrCircuitOpen:
+		last = &s.last[kindOpen]
+	default:
+		st, ms := s.of(ce)
+		return newRejection(st, ce, ms)
+	}
+	if r := last.Load(); r != nil && r.src == ce {
+		return r
+	}
+	st, ms := s.of(ce)
+	r := newRejection(st, ce, ms)
+	r.src = ce
+	last.Store(r)
+	return r
+}
+
 // of returns the status of the refusal ce and its pushback value ("" for none).
 func (c *statusCache) of(ce *core.Error) (*status.Status, string) {
-	s := c.Get(ce.Bulkhead)
+	return c.Get(ce.Bulkhead).of(ce)
+}
+
+// of returns the status of the refusal ce of s's bulkhead, and its pushback value.
+func (s *refusalStatuses) of(ce *core.Error) (*status.Status, string) {
 	switch ce.Err {
 	case core.ErrFull:
 		return s.full, ""
