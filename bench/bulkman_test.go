@@ -148,5 +148,8 @@ func bulkmanHandlerCases() []handlerCase {
 		{"bulkman-httpmw", handler(plain)},
 		{"bulkman-httpmw-cb", handler(withBreaker)},
 		{"bulkman-httpmw-timeout+cb", handler(timeoutBreaker)},
+		{"bulkman-httpmw-prompt-timeout+cb", func(tb testing.TB, next http.Handler) http.Handler {
+			return httpmw.Handler(next, newBulkman(tb, timeoutBreaker), httpmw.WithPromptTimeout())
+		}},
 	}
 }

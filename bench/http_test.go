@@ -45,6 +45,11 @@ func handlerCases() []handlerCase {
 				bulkhead.New[*http.Response](capacity),
 			)
 		}},
+		// The standard library's answer at a deadline: the handler on its own goroutine, its
+		// response buffered. The cost bulkman's prompt timeout is held to.
+		{"http-timeouthandler", func(_ testing.TB, next http.Handler) http.Handler {
+			return http.TimeoutHandler(next, callTimeout, "")
+		}},
 	}
 	return append(cases, bulkmanHandlerCases()...)
 }

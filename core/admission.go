@@ -57,25 +57,40 @@ func (b *Bulkhead) admit(ctx context.Context, timeout time.Duration, timed func(
 		l.mu.Unlock()
 		b.circuitNeutral(probe)
 		return nil, b.refused(ctx, b.errShutdown)
+	case l.held+l.queued >= l.capacity && l.queued == 0: // full, nobody to displace
+		l.rejected++
+		l.mu.Unlock()
+		b.circuitNeutral(probe)
+		return nil, b.refused(ctx, b.errFull.Load())
 	case l.held+l.queued >= l.capacity:
-		var v *waiter
-		var prio Priority
-		var tenant string
-		if l.queued > 0 { // else nobody to displace: no need to read ctx
-			prio, tenant = classOf(ctx)
-			v = l.waiting.victim(prio, tenant)
-		}
-		l.rejected++ // this call, or the waiter it displaces
-		if v == nil {
-			l.mu.Unlock()
-			b.circuitNeutral(probe)
-			return nil, b.refused(ctx, b.errFull.Load())
-		}
-		l.refuseLocked(v, b.errFull.Load())
-		return b.wait(ctx, probe, timeout, timed, prio, tenant)
+		return b.full(ctx, probe, timeout, timed)
 	case l.held < l.maxActive && l.queued == 0:
 		return b.startNow(probe, timeout, timed), nil
 	}
+	return b.enqueue(ctx, probe, timeout, timed)
+}
+
+// full admits a call to a full bulkhead with waiters in the place of the waiter it
+// displaces, or refuses it. It is called with the ledger's lock held. (Apart from admit, like enqueue,
+// so that the path of a call that starts at once stays as short as it was.)
+func (b *Bulkhead) full(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx) (*slot, error) {
+	l := &b.ledger
+	prio, tenant := classOf(ctx)
+	v := l.waiting.victim(prio, tenant)
+	l.rejected++ // this call, or the waiter it displaces
+	if v == nil {
+		l.mu.Unlock()
+		b.circuitNeutral(probe)
+		return nil, b.refused(ctx, b.errFull.Load())
+	}
+	l.refuseLocked(v, b.errFull.Load())
+	return b.wait(ctx, probe, timeout, timed, prio, tenant)
+}
+
+// enqueue queues a call that cannot start at once, unless its priority's share of the
+// queue is used up (waitQueue.shed). It is called with the ledger's lock held.
+func (b *Bulkhead) enqueue(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx) (*slot, error) {
+	l := &b.ledger
 	prio, tenant := classOf(ctx)
 	if l.waiting.shed(prio, l.capacity-l.maxActive) {
 		l.rejected++

@@ -26,7 +26,9 @@
 // (Python: with_bulkhead); ExecuteIn runs in a Manager's bulkhead by name. Middleware whose
 // call outlives one function (a stream, a response body) uses Bulkhead.Acquire and
 // Permit.Release, reporting an Outcome: Success, Failure, Neutral (the caller went away)
-// or TimedOut (it ran past Permit.Deadline).
+// or TimedOut (it ran past Permit.Deadline). FailsafePolicy makes a bulkhead a
+// failsafe-go policy, to compose with failsafe-go's retry, fallback, hedge and timeout
+// policies in failsafe.With.
 //
 // # Admission
 //

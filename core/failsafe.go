@@ -18,7 +18,8 @@ import (
 //
 // Each execution that reaches the policy (the first attempt, every retry, every hedge)
 // takes its own permit with b.Acquire, on the execution's context (so a priority or
-// tenant in the context passed to WithContext counts), and holds it while the policies
+// tenant in the context passed to WithContext counts, failsafe-go's own priorities and
+// levels too: see PriorityFrom), and holds it while the policies
 // inside it and the function run. A refusal ends the attempt with the same *Error that
 // Execute returns (errors.Is finds ErrFull, ErrCircuitOpen, ErrTimeout or ErrShutdown),
 // counted as Execute counts it; if the execution was cancelled before it was admitted
@@ -159,9 +160,13 @@ func applyTimed[R any](b *Bulkhead, permit Permit, deadline time.Time, ei policy
 	if decided.CompareAndSwap(attemptRunning, attemptReturned) || decided.Load() == attemptCancelled {
 		timer.Stop()
 		o := policyVerdict(inner, res)
-		inner.Cancel(nil) // frees the child context; the result stands
-		permit.Release(o)
-		return res
+		inner.Cancel(nil) // frees the child context
+		// Returned at the deadline, before the timer ran: Release records a Success or
+		// Failure as TimedOut then (unless the caller left), and the caller hears the same.
+		if o == Neutral || time.Now().Before(deadline) || ei.Context().Err() != nil {
+			permit.Release(o)
+			return res
+		}
 	}
 	permit.Release(TimedOut)
 	return failedResult[R](b.errTimeout)

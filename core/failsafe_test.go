@@ -415,6 +415,7 @@ func TestFailsafePolicyTimeouts(t *testing.T) {
 		want        counted
 		wantState   core.State
 		wantFnErr   error // what the function's context says once it ended
+		anyFnErr    bool  // the function's context may or may not have ended
 		activeUntil time.Duration
 	}{
 		{
@@ -476,6 +477,19 @@ func TestFailsafePolicyTimeouts(t *testing.T) {
 			activeUntil: 200 * time.Millisecond,
 		},
 		{
+			name:       "returns just as the Timeout passes: timed out, whichever came first",
+			bulkheadTO: 50 * time.Millisecond,
+			fn: func(failsafe.Execution[int]) (int, error) {
+				time.Sleep(50 * time.Millisecond)
+				return 1, nil
+			},
+			wantErr:   core.ErrTimeout,
+			wantAt:    50 * time.Millisecond,
+			want:      counted{total: 1, failed: 1, timedOut: 1},
+			wantState: core.Isolated,
+			anyFnErr:  true,
+		},
+		{
 			name:       "done in time",
 			bulkheadTO: 50 * time.Millisecond,
 			fn: func(failsafe.Execution[int]) (int, error) {
@@ -526,7 +540,9 @@ func TestFailsafePolicyTimeouts(t *testing.T) {
 				default:
 					assert.ErrorIs(t, err, tt.wantErr)
 				}
-				assert.Equal(t, tt.wantFnErr, fnErr)
+				if !tt.anyFnErr {
+					assert.Equal(t, tt.wantFnErr, fnErr)
+				}
 				synctest.Wait()
 				s := b.Stats()
 				assert.Equal(t, tt.want, countsOf(s))
@@ -825,4 +841,55 @@ func TestPriorityFromFailsafe(t *testing.T) {
 		p := priority.Priority(level / 100)
 		require.Equal(t, core.PriorityFrom(p.AddTo(bg)), core.PriorityFrom(priority.ContextWithLevel(bg, level)), "level %d", level)
 	}
+}
+
+// TestFailsafePolicyPriorityQueue checks that a failsafe-go priority in the execution's
+// context ranks the attempt in the bulkhead's queue: served before a normal call that
+// waited longer, and taking the place of one when the queue is full.
+func TestFailsafePolicyPriorityQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, func(c *core.Config) { c.MaxConcurrentCalls, c.MaxQueueSize = 1, 2 })
+		var mu sync.Mutex
+		var order []string
+		record := func(name string) func(context.Context) (int, error) {
+			return func(context.Context) (int, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				order = append(order, name)
+				return 0, nil
+			}
+		}
+		g := newGate()
+		holder := goExecute(context.Background(), b, hold(g, 0, nil))
+		synctest.Wait()
+		normal := goExecute(context.Background(), b, record("normal"))
+		synctest.Wait()
+
+		policyCall := func(ctx context.Context, name string) <-chan error {
+			done := make(chan error, 1)
+			go func() {
+				_, err := run(ctx, func(exec failsafe.Execution[int]) (int, error) {
+					return record(name)(exec.Context())
+				}, core.FailsafePolicy[int](b))
+				done <- err
+			}()
+			return done
+		}
+		high := policyCall(priority.High.AddTo(context.Background()), "high")
+		synctest.Wait()
+		// The queue (2) is full: a critical call takes the place of the normal one.
+		critical := policyCall(priority.ContextWithLevel(context.Background(), 450), "critical")
+		synctest.Wait()
+		_, err := normal.wait()
+		assertRefusal(t, err, core.ErrFull, "test")
+
+		close(g)
+		_, _ = holder.wait()
+		require.NoError(t, <-high)
+		require.NoError(t, <-critical)
+		assert.Equal(t, []string{"critical", "high"}, order)
+		s := b.Stats()
+		assert.Equal(t, counted{total: 3, succeeded: 3, rejected: 1}, countsOf(s))
+		assertIdle(t, s)
+	})
 }

@@ -52,7 +52,8 @@ func benchRequest(b *testing.B, method, target string) *http.Request {
 }
 
 // handlerCases are the handlers BenchmarkHandler and BenchmarkHandlerParallel compare:
-// bare, and behind a bulkhead without and with a Timeout.
+// bare, behind a bulkhead without and with a Timeout (by default and in the prompt mode),
+// and in http.TimeoutHandler, the baseline of the prompt mode.
 func handlerCases(b *testing.B) []struct {
 	name string
 	h    http.Handler
@@ -64,6 +65,8 @@ func handlerCases(b *testing.B) []struct {
 		{"impl=bare", nop},
 		{"impl=bulkhead", Handler(nop, benchBulkhead(b, 0))},
 		{"impl=bulkhead+timeout", Handler(nop, benchBulkhead(b, time.Second))},
+		{"impl=bulkhead+prompt-timeout", Handler(nop, benchBulkhead(b, time.Second), WithPromptTimeout())},
+		{"impl=timeouthandler", http.TimeoutHandler(nop, time.Second, "")},
 	}
 }
 

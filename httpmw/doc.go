@@ -29,11 +29,12 @@
 // WithRejectionHandler writes something else.
 //
 // With a bulkhead Timeout, the handler's context carries the deadline (queue wait
-// included); a handler that has not started its response by then is answered with the
-// timeout response at once, as with http.TimeoutHandler, and keeps its permit until it
-// returns. For the circuit, a status of 500 or more, a panic and a passed deadline are
-// failures, a 4xx an answer, and a request whose client went away neither; a handler that
-// returns after the deadline is timed out whatever its status (see core.Permit.Release).
+// included); a handler that has not started its response by then gets the timeout
+// response when it returns, or at the deadline itself with WithPromptTimeout (as with
+// http.TimeoutHandler). For the circuit, a status of 500 or more (WithFailureStatus), a
+// panic and a passed deadline are failures, a 4xx an answer, and a request whose client
+// went away neither; a handler that returns after the deadline is timed out whatever its
+// status (see core.Permit.Release).
 //
 // The user guide (docs/user-guide.md, "HTTP middleware and transport") explains each rule.
 package httpmw

@@ -5,6 +5,7 @@ package httpmw_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,10 +18,35 @@ import (
 	"github.com/bulkman-go/bulkman/httpmw"
 )
 
-// With a bulkhead Timeout, a handler that has not started its response by the deadline
-// gets the timeout response; it keeps its permit until it returns, and the call counts as
-// failed and timed out.
+// With a bulkhead Timeout, the handler's context ends at the deadline. A handler that has
+// not started its response by then gets the timeout response when it returns, and the call
+// counts as failed and timed out.
 func ExampleHandler_timeout() {
+	cfg := core.DefaultConfig("reports")
+	cfg.Timeout = 50 * time.Millisecond
+	reports, err := core.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()        // a query that honours its context, cancelled at the deadline
+		fmt.Fprintln(w, "too late") // refused: the response belongs to the timeout
+	})
+	h := httpmw.Handler(slow, reports)
+
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/reports/1", nil))
+	fmt.Println(rec.Code, strings.Contains(rec.Body.String(), httpmw.ProblemTimeout))
+	s := reports.Stats()
+	fmt.Println(s.FailedExecutions, s.TimedOutExecutions)
+	// Output:
+	// 503 true
+	// 1 1
+}
+
+// WithPromptTimeout answers at the deadline even when the handler ignores its context: it
+// runs on a goroutine of its own and keeps its permit until it returns.
+func ExampleWithPromptTimeout() {
 	cfg := core.DefaultConfig("reports")
 	cfg.Timeout = 50 * time.Millisecond
 	reports, err := core.New(cfg)
@@ -32,7 +58,7 @@ func ExampleHandler_timeout() {
 		<-hung                      // ignores r.Context(), which ends at the deadline
 		fmt.Fprintln(w, "too late") // discarded
 	})
-	h := httpmw.Handler(slow, reports)
+	h := httpmw.Handler(slow, reports, httpmw.WithPromptTimeout())
 
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/reports/1", nil)) // returns at the deadline
@@ -85,4 +111,38 @@ func Example_gracefulShutdown() {
 	// server: <nil>
 	// bulkheads: <nil>
 	// 1
+}
+
+// WithFailureStatus decides which statuses count against the circuit, here a client's.
+func ExampleWithFailureStatus() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer upstream.Close()
+	cfg := core.DefaultConfig("payments")
+	cfg.CircuitBreakerEnabled, cfg.FailureThreshold = true, 2
+	payments, err := core.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+
+	// A dependency's 429 is a failure; 501 Not Implemented is an answer.
+	failing := httpmw.WithFailureStatus(func(status int) bool {
+		return status == http.StatusTooManyRequests || status >= 500 && status != http.StatusNotImplemented
+	})
+	client := &http.Client{Transport: httpmw.Transport(upstream.Client().Transport,
+		func(*http.Request) *core.Bulkhead { return payments }, failing)}
+	for range 3 {
+		resp, err := client.Get(upstream.URL)
+		if err != nil {
+			fmt.Println(errors.Is(err, core.ErrCircuitOpen))
+			continue
+		}
+		_ = resp.Body.Close()
+		fmt.Println(resp.StatusCode)
+	}
+	// Output:
+	// 429
+	// 429
+	// true
 }

@@ -1,6 +1,7 @@
 package httpmw
 
 import (
+	"maps"
 	"net/http"
 
 	"github.com/bulkman-go/bulkman/core"
@@ -15,21 +16,21 @@ import (
 //	mux.Handle("GET /reports/{id}", httpmw.Handler(reports, reportsBulkhead))
 //
 // A request the bulkhead refuses gets 503 Service Unavailable (see WriteRejection, and
-// WithRejectionHandler to change it) and next is not called. A status of 500 or more,
-// or a panic in next (re-raised after the permit is released, http.ErrAbortHandler
-// included), counts as a failure for the circuit; any other status, or a hijacked
-// connection, is a success; a request whose client went away before next returned
-// (r.Context() is done) counts for neither.
+// WithRejectionHandler to change it) and next is not called. A status of 500 or more
+// (WithFailureStatus changes which), or a panic in next (re-raised after the permit is
+// released, http.ErrAbortHandler included), counts as a failure for the circuit; any
+// other status, or a hijacked connection, is a success; a request whose client went away
+// before next returned (r.Context() is done) counts for neither.
 //
-// With a bulkhead Timeout, next's request context carries the deadline. If next has
-// not started its response (WriteHeader, Write, Flush or Hijack) when the deadline
-// passes, the client gets the timeout response at once and next's later writes are
-// discarded (they return http.ErrHandlerTimeout), as with http.TimeoutHandler; next
-// keeps running on its own goroutine and keeps its permit until it returns. Once the
-// response has started, the deadline only cancels the context. Either way, a handler that
-// returns after the deadline counts as timed out whatever its status, unless its client
-// went away first (see core.Permit.Release). Without a Timeout, next runs on the caller's
-// goroutine.
+// next runs on the server's goroutine. With a bulkhead Timeout, its request context
+// carries the permit's deadline, and a response next has not started (WriteHeader,
+// Write, Flush or Hijack) by the deadline belongs to the timeout: next's later attempts
+// to start it return http.ErrHandlerTimeout, and when next returns the client gets the
+// timeout response, with the headers set before next ran but none of next's. Once the
+// response has started, the deadline only cancels the context. A handler that returns
+// after the deadline counts as timed out whatever its status, unless its client went away
+// first (see core.Permit.Release). For a response at the deadline itself even when next
+// ignores its context, see WithPromptTimeout.
 //
 // A request's priority and tenant (see WithTrustedHeaders and WithPriorityFunc) rank it
 // in the bulkhead's queue; next sees them in the request's context.
@@ -43,7 +44,7 @@ func Handler(next http.Handler, b *core.Bulkhead, opts ...Option) http.Handler {
 		return next
 	}
 	o := buildOptions(opts)
-	return &guard{next: next, b: b, reject: o.reject, opts: o.classifier(), mux: asMux(next)}
+	return &guard{next: next, b: b, reject: o.reject, failure: o.failure, prompt: o.prompt, opts: o.classifier(), mux: asMux(next)}
 }
 
 // Middleware returns middleware, in the func(http.Handler) http.Handler shape of chi,
@@ -68,18 +69,20 @@ func Middleware(sel Selector, opts ...Option) func(http.Handler) http.Handler {
 		if next == nil {
 			panic("httpmw: Middleware: nil handler")
 		}
-		return &guard{next: next, sel: sel, reject: o.reject, opts: o.classifier(), mux: asMux(next)}
+		return &guard{next: next, sel: sel, reject: o.reject, failure: o.failure, prompt: o.prompt, opts: o.classifier(), mux: asMux(next)}
 	}
 }
 
 // guard is the handler behind Handler (b set) and Middleware (sel set).
 type guard struct {
-	next   http.Handler
-	b      *core.Bulkhead
-	sel    Selector
-	reject func(w http.ResponseWriter, r *http.Request, err error)
-	opts   *options       // nil unless requests get a priority or tenant from the options
-	mux    *http.ServeMux // next, when it is a ServeMux: see muxRoutes
+	next    http.Handler
+	b       *core.Bulkhead
+	sel     Selector
+	reject  func(w http.ResponseWriter, r *http.Request, err error)
+	failure func(status int) bool // WithFailureStatus; nil: status >= 500
+	prompt  bool                  // WithPromptTimeout
+	opts    *options              // nil unless requests get a priority or tenant from the options
+	mux     *http.ServeMux        // next, when it is a ServeMux: see muxRoutes
 }
 
 // asMux returns h if it is an *http.ServeMux, nil otherwise.
@@ -116,25 +119,45 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, err)
 		return
 	}
-	if _, ok := p.Deadline(); ok {
-		g.serveTimed(w, r, p)
+	d, timed := p.Deadline()
+	if timed && g.prompt {
+		g.servePrompt(w, r, p)
 		return
 	}
-	rw := &responseWriter{ResponseWriter: w}
+	rw := &responseWriter{ResponseWriter: w, deadline: d}
+	sent := r
+	if timed {
+		if h := w.Header(); len(h) > 0 {
+			rw.outer = h.Clone() // what the timeout response keeps of the headers
+		}
+		if ctx := p.Context(r.Context()); ctx != r.Context() {
+			sent = r.WithContext(ctx) // ends at the permit's deadline, or when it is released
+		}
+	}
 	returned := false
 	defer func() {
+		if !returned { // a panic, re-raised when this returns
+			_ = p.Release(core.Failure)
+			return
+		}
+		if timed && rw.timedOut(r) {
+			_ = p.Release(core.TimedOut)
+			h := w.Header() // the handler's headers were for its response, not this one
+			clear(h)
+			maps.Copy(h, rw.outer)
+			g.reject(w, r, &core.Error{Bulkhead: p.Bulkhead().Name(), Err: core.ErrTimeout})
+			return
+		}
 		o := core.Success
 		switch {
-		case !returned:
-			o = core.Failure // a panic, re-raised when this returns
 		case rw.hijacked:
 		case r.Context().Err() != nil:
 			o = core.Neutral // the client went away
-		case rw.status >= 500:
+		case failed(g.failure, rw.status):
 			o = core.Failure
 		}
-		_ = p.Release(o)
+		_ = p.Release(o) // after the deadline, Release records TimedOut
 	}()
-	g.next.ServeHTTP(rw, r)
+	g.next.ServeHTTP(rw, sent)
 	returned = true
 }

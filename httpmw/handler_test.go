@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -232,15 +234,19 @@ func TestHandlerOutcomes(t *testing.T) {
 		{name: "client went away, 500", next: status(http.StatusInternalServerError), cancelled: true, want: core.Healthy},
 		{name: "client went away, 200", next: text("ok"), cancelled: true, want: core.Healthy},
 	}
-	for _, timed := range []bool{false, true} {
+	for _, mode := range []string{"", "timeout", "prompt timeout"} {
 		for _, tt := range tests {
 			name := tt.name
-			if timed {
-				name += " with timeout"
+			var opts []Option
+			if mode != "" {
+				name += " with " + mode
+			}
+			if mode == "prompt timeout" {
+				opts = append(opts, WithPromptTimeout())
 			}
 			t.Run(name, func(t *testing.T) {
 				b := newBulkhead(t, "api", withCircuit, func(c *core.Config) {
-					if timed {
+					if mode != "" {
 						c.Timeout = time.Hour
 					}
 				})
@@ -254,7 +260,7 @@ func TestHandlerOutcomes(t *testing.T) {
 						tt.next.ServeHTTP(w, r)
 					})
 				}
-				h := Handler(next, b)
+				h := Handler(next, b, opts...)
 				r := get("/").WithContext(ctx)
 				if tt.panics != nil {
 					assert.PanicsWithValue(t, tt.panics, func() { serve(h, r) })
@@ -271,7 +277,16 @@ func TestHandlerOutcomes(t *testing.T) {
 	}
 }
 
-func TestHandlerTimeoutAnswersAtDeadline(t *testing.T) {
+// timeoutModes are the two ways Handler serves under a Timeout.
+var timeoutModes = []struct {
+	name string
+	opts []Option
+}{
+	{"default", nil},
+	{"prompt", []Option{WithPromptTimeout()}},
+}
+
+func TestHandlerPromptTimeoutAnswersAtDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, "slow", single, withCircuit, func(c *core.Config) { c.Timeout = 100 * time.Millisecond })
 		release := make(chan struct{})
@@ -289,7 +304,7 @@ func TestHandlerTimeoutAnswersAtDeadline(t *testing.T) {
 			_, werr := w.Write([]byte("late"))
 			http.NewResponseController(w).Flush()
 			lateCh <- late{d, r.Context().Err(), werr}
-		}), b)
+		}), b, WithPromptTimeout())
 
 		start := time.Now()
 		rec := serve(h, get("/"))
@@ -305,6 +320,7 @@ func TestHandlerTimeoutAnswersAtDeadline(t *testing.T) {
 		assert.Equal(t, 1, s.InFlightCount)
 		assert.Equal(t, http.StatusServiceUnavailable, serve(h, get("/")).Code, "no second permit")
 
+		synctest.Wait() // the bulkhead's timer, which ends the context, has run too
 		close(release)
 		l := <-lateCh
 		synctest.Wait()
@@ -323,6 +339,12 @@ func TestHandlerTimeoutAnswersAtDeadline(t *testing.T) {
 }
 
 func TestHandlerTimeoutAfterStartOnlyCancels(t *testing.T) {
+	for _, m := range timeoutModes {
+		t.Run(m.name, func(t *testing.T) { testTimeoutAfterStartOnlyCancels(t, m.opts) })
+	}
+}
+
+func testTimeoutAfterStartOnlyCancels(t *testing.T, opts []Option) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, "stream", func(c *core.Config) { c.Timeout = 100 * time.Millisecond })
 		var ctxErr error
@@ -334,7 +356,7 @@ func TestHandlerTimeoutAfterStartOnlyCancels(t *testing.T) {
 			ctxErr = r.Context().Err()
 			_, _ = w.Write([]byte("more"))
 			w.Header().Set("X-Done", "yes") // a trailer, set after WriteHeader
-		}), b)
+		}), b, opts...)
 		start := time.Now()
 		rec := serve(h, get("/"))
 		assert.Equal(t, 100*time.Millisecond, time.Since(start))
@@ -352,26 +374,36 @@ func TestHandlerTimeoutAfterStartOnlyCancels(t *testing.T) {
 // the same, by the bulkhead's clock. Real time, because synctest's timers are never late.
 func TestHandlerTimeoutLateReturn(t *testing.T) {
 	const rounds = 20
-	b := newBulkhead(t, "late", func(c *core.Config) { c.Timeout = 2 * time.Millisecond })
-	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK) // started: the deadline will only cancel the context
-		d, _ := r.Context().Deadline()
-		time.Sleep(time.Until(d) + 50*time.Microsecond)
-	}), b)
-	for range rounds {
-		serve(h, get("/"))
+	for _, m := range timeoutModes {
+		t.Run(m.name, func(t *testing.T) {
+			b := newBulkhead(t, "late", func(c *core.Config) { c.Timeout = 2 * time.Millisecond })
+			h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusOK) // started: the deadline will only cancel the context
+				d, _ := r.Context().Deadline()
+				time.Sleep(time.Until(d) + 50*time.Microsecond)
+			}), b, m.opts...)
+			for range rounds {
+				serve(h, get("/"))
+			}
+			s := b.Stats()
+			assert.Equal(t, int64(rounds), s.TimedOutExecutions)
+			assert.Zero(t, s.SuccessfulExecutions)
+		})
 	}
-	s := b.Stats()
-	assert.Equal(t, int64(rounds), s.TimedOutExecutions)
-	assert.Zero(t, s.SuccessfulExecutions)
 }
 
 func TestHandlerTimeoutFastHandler(t *testing.T) {
+	for _, m := range timeoutModes {
+		t.Run(m.name, func(t *testing.T) { testTimeoutFastHandler(t, m.opts) })
+	}
+}
+
+func testTimeoutFastHandler(t *testing.T, opts []Option) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, "fast", withCircuit, func(c *core.Config) { c.Timeout = time.Second })
 		h := Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("X-Only-Header", "1") // and no write: an implicit 200
-		}), b)
+		}), b, opts...)
 		rec := serve(h, get("/"))
 		assert.Equal(t, http.StatusOK, rec.Code)
 		assert.Equal(t, "1", rec.Header().Get("X-Only-Header"))
@@ -380,14 +412,14 @@ func TestHandlerTimeoutFastHandler(t *testing.T) {
 	})
 }
 
-func TestHandlerTimeoutPanicAfterDeadlineIsDropped(t *testing.T) {
+func TestHandlerPromptTimeoutPanicAfterDeadlineIsDropped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newBulkhead(t, "slow", withCircuit, func(c *core.Config) { c.Timeout = 100 * time.Millisecond })
 		release := make(chan struct{})
 		h := Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 			<-release
 			panic("too late to tell anyone")
-		}), b)
+		}), b, WithPromptTimeout())
 		rec := serve(h, get("/"))
 		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 		close(release)
@@ -401,6 +433,12 @@ func TestHandlerTimeoutPanicAfterDeadlineIsDropped(t *testing.T) {
 // against the timeout response, for the race detector: every response must be either
 // the handler's, whole, or the timeout's, never a mix.
 func TestHandlerTimeoutRace(t *testing.T) {
+	for _, m := range timeoutModes {
+		t.Run(m.name, func(t *testing.T) { testTimeoutRace(t, m.opts) })
+	}
+}
+
+func testTimeoutRace(t *testing.T, opts []Option) {
 	b := newBulkhead(t, "race", func(c *core.Config) {
 		c.MaxConcurrentCalls, c.MaxQueueSize, c.Timeout = 256, 0, time.Millisecond
 	})
@@ -416,7 +454,7 @@ func TestHandlerTimeoutRace(t *testing.T) {
 		_, _ = w.Write([]byte("handler"))
 		_, _ = w.Write([]byte(" body"))
 		w.(http.Flusher).Flush()
-	}), b)
+	}), b, opts...)
 	results := make(chan *httptest.ResponseRecorder, n)
 	for i := range n {
 		go func() { results <- serve(h, get("/"+strings.Repeat("x", i))) }()
@@ -444,12 +482,16 @@ func TestHandlerTimeoutRace(t *testing.T) {
 }
 
 func TestHandlerTimeoutPanicBeforeDeadlineIsReraised(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := newBulkhead(t, "p", func(c *core.Config) { c.Timeout = time.Second })
-		h := Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }), b)
-		assert.PanicsWithValue(t, http.ErrAbortHandler, func() { serve(h, get("/")) })
-		assert.Zero(t, b.Stats().InFlightCount)
-	})
+	for _, m := range timeoutModes {
+		t.Run(m.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newBulkhead(t, "p", func(c *core.Config) { c.Timeout = time.Second })
+				h := Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }), b, m.opts...)
+				assert.PanicsWithValue(t, http.ErrAbortHandler, func() { serve(h, get("/")) })
+				assert.Zero(t, b.Stats().InFlightCount)
+			})
+		})
+	}
 }
 
 func TestMiddlewareWiring(t *testing.T) {
@@ -519,4 +561,161 @@ func TestWriteRejectionForOtherErrors(t *testing.T) {
 	assert.Equal(t, "about:blank", p.Type)
 	assert.Empty(t, p.Bulkhead)
 	assert.Empty(t, rec.Header().Get("Retry-After"))
+}
+
+// TestHandlerTimeoutDefaultAnswersOnReturn: by default a handler that ignores its context
+// runs on; its late start is refused, and the timeout response goes out when it returns,
+// with the headers set before it ran and none of its own.
+func TestHandlerTimeoutDefaultAnswersOnReturn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, "slow", single, withCircuit, func(c *core.Config) { c.Timeout = 100 * time.Millisecond })
+		var ctxErr, werr, ferr error
+		inner := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Handler", "1")
+			w.Header().Set("Cache-Control", "max-age=3600") // must not reach the 503
+			time.Sleep(300 * time.Millisecond)              // ignores its context
+			ctxErr = r.Context().Err()
+			w.WriteHeader(http.StatusOK)
+			_, werr = w.Write([]byte("late"))
+			ferr = http.NewResponseController(w).Flush()
+		}), b)
+		outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Request-Id", "42")
+			inner.ServeHTTP(w, r)
+		})
+		start := time.Now()
+		rec := serve(outer, get("/"))
+		assert.Equal(t, 300*time.Millisecond, time.Since(start), "answered when the handler returned")
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+		assert.Equal(t, ProblemTimeout, decodeProblem(t, rec).Type)
+		assert.NotContains(t, rec.Body.String(), "late")
+		assert.Equal(t, "42", rec.Header().Get("X-Request-Id"), "headers set before the handler stay")
+		assert.Empty(t, rec.Header().Get("X-Handler"))
+		assert.Empty(t, rec.Header().Get("Cache-Control"))
+		assert.ErrorIs(t, ctxErr, context.DeadlineExceeded)
+		assert.ErrorIs(t, werr, http.ErrHandlerTimeout)
+		assert.ErrorIs(t, ferr, http.ErrHandlerTimeout)
+		s := b.Stats()
+		assert.Zero(t, s.InFlightCount)
+		assert.Equal(t, int64(1), s.FailedExecutions)
+		assert.Equal(t, int64(1), s.TimedOutExecutions)
+		assert.Equal(t, core.Isolated, s.State, "a timeout is a failure")
+	})
+}
+
+// TestHandlerTimeoutDefaultWroteBeforeDeadline: a response started before the deadline is
+// the handler's, whatever follows; the call still counts as timed out if it returns late.
+func TestHandlerTimeoutDefaultWroteBeforeDeadline(t *testing.T) {
+	tests := []struct {
+		name  string
+		start func(w http.ResponseWriter)
+	}{
+		{"WriteHeader", func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted) }},
+		{"Write", func(w http.ResponseWriter) { _, _ = w.Write([]byte("early;")) }},
+		{"Flush", func(w http.ResponseWriter) { w.(http.Flusher).Flush() }},
+		{"ResponseController.Flush", func(w http.ResponseWriter) { _ = http.NewResponseController(w).Flush() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newBulkhead(t, "early", func(c *core.Config) { c.Timeout = 100 * time.Millisecond })
+				var werr error
+				rec := serve(Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					tt.start(w)
+					time.Sleep(time.Second)
+					_, werr = w.Write([]byte("late"))
+				}), b), get("/"))
+				require.NoError(t, werr)
+				assert.NotEqual(t, http.StatusServiceUnavailable, rec.Code)
+				assert.True(t, strings.HasSuffix(rec.Body.String(), "late"), rec.Body.String())
+				assert.NotContains(t, rec.Body.String(), ProblemTimeout)
+				assert.Equal(t, int64(1), b.Stats().TimedOutExecutions, "returned after the deadline")
+			})
+		})
+	}
+}
+
+// TestHandlerTimeoutDefaultClientGone: nothing is written for a client that went away,
+// and the call is neutral, not timed out.
+func TestHandlerTimeoutDefaultClientGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, "gone", withCircuit, func(c *core.Config) { c.Timeout = 100 * time.Millisecond })
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rec := serve(Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cancel()
+			time.Sleep(time.Second)
+		}), b), get("/").WithContext(ctx))
+		assert.Zero(t, rec.Body.Len())
+		assert.Empty(t, rec.Header())
+		s := b.Stats()
+		assert.Equal(t, int64(1), s.FailedExecutions)
+		assert.Zero(t, s.TimedOutExecutions)
+		assert.Equal(t, core.Healthy, s.State)
+	})
+}
+
+// TestHandlerTimeoutHijackAfterDeadline: over a real connection, a hijack after the
+// deadline is refused in both modes and the client gets the timeout response.
+func TestHandlerTimeoutHijackAfterDeadline(t *testing.T) {
+	for _, m := range timeoutModes {
+		t.Run(m.name, func(t *testing.T) {
+			b := newBulkhead(t, "hijack", func(c *core.Config) { c.Timeout = 20 * time.Millisecond })
+			hijackErr := make(chan error, 1)
+			srv := newServer(t, Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				d, _ := r.Context().Deadline()
+				time.Sleep(time.Until(d) + 10*time.Millisecond)
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err == nil {
+					_ = conn.Close()
+				}
+				hijackErr <- err
+			}), b, m.opts...))
+			resp, err := srv.Client().Get(srv.URL)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+			assert.Contains(t, string(body), ProblemTimeout)
+			assert.ErrorIs(t, <-hijackErr, http.ErrHandlerTimeout)
+			require.Eventually(t, func() bool { return b.Stats().InFlightCount == 0 }, 5*time.Second, time.Millisecond)
+			assert.Equal(t, int64(1), b.Stats().TimedOutExecutions)
+		})
+	}
+}
+
+// TestWithFailureStatus: the classifier replaces "500 or more" in every mode; a panic and a
+// client that went away keep their own rules.
+func TestWithFailureStatus(t *testing.T) {
+	only429 := WithFailureStatus(func(status int) bool { return status == http.StatusTooManyRequests })
+	tests := []struct {
+		name string
+		next http.Handler
+		opts []Option
+		want core.State
+	}{
+		{"429 fails", status(http.StatusTooManyRequests), []Option{only429}, core.Isolated},
+		{"500 answers", status(http.StatusInternalServerError), []Option{only429}, core.Healthy},
+		{"nothing written is a 200", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
+			[]Option{WithFailureStatus(func(status int) bool { return status == http.StatusOK })}, core.Isolated},
+		{"nil keeps the default", status(http.StatusInternalServerError), []Option{WithFailureStatus(nil)}, core.Isolated},
+	}
+	for _, mode := range []string{"inline", "timed", "prompt"} {
+		for _, tt := range tests {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				b := newBulkhead(t, "api", withCircuit, func(c *core.Config) {
+					if mode != "inline" {
+						c.Timeout = time.Hour
+					}
+				})
+				opts := tt.opts
+				if mode == "prompt" {
+					opts = append(slices.Clone(opts), WithPromptTimeout())
+				}
+				serve(Handler(tt.next, b, opts...), get("/"))
+				assert.Equal(t, tt.want, b.State())
+				assert.Zero(t, b.Stats().InFlightCount)
+			})
+		}
+	}
 }

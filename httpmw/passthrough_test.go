@@ -36,14 +36,17 @@ func newServer(t *testing.T, h http.Handler) *httptest.Server {
 	return srv
 }
 
-// modes runs f without and with a bulkhead Timeout: the two ResponseWriter wrappers.
-func modes(t *testing.T, f func(t *testing.T, mutate func(*core.Config))) {
+// modes runs f without and with a bulkhead Timeout, and with the prompt timeout: the two
+// ResponseWriter wrappers, the first with and without its deadline.
+func modes(t *testing.T, f func(t *testing.T, mutate func(*core.Config), opts ...Option)) {
+	timed := func(c *core.Config) { c.Timeout = time.Minute }
 	t.Run("inline", func(t *testing.T) { f(t, func(*core.Config) {}) })
-	t.Run("timed", func(t *testing.T) { f(t, func(c *core.Config) { c.Timeout = time.Minute }) })
+	t.Run("timed", func(t *testing.T) { f(t, timed) })
+	t.Run("prompt", func(t *testing.T) { f(t, timed, WithPromptTimeout()) })
 }
 
 func TestResponseControllerPassThrough(t *testing.T) {
-	modes(t, func(t *testing.T, mutate func(*core.Config)) {
+	modes(t, func(t *testing.T, mutate func(*core.Config), opts ...Option) {
 		b, outcomes := observed(t, "rc", mutate)
 		errs := make(chan []error, 1)
 		srv := newServer(t, Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +65,7 @@ func TestResponseControllerPassThrough(t *testing.T) {
 			if err := rc.Flush(); err != nil {
 				panic(err)
 			}
-		}), b))
+		}), b, opts...))
 		resp, err := srv.Client().Get(srv.URL)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
@@ -83,7 +86,7 @@ func assertTrue(ok bool) error {
 }
 
 func TestFlushStreams(t *testing.T) {
-	modes(t, func(t *testing.T, mutate func(*core.Config)) {
+	modes(t, func(t *testing.T, mutate func(*core.Config), opts ...Option) {
 		b, outcomes := observed(t, "stream", mutate)
 		next := make(chan struct{})
 		srv := newServer(t, Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +94,7 @@ func TestFlushStreams(t *testing.T) {
 			w.(http.Flusher).Flush()
 			<-next // the client must see "first" before this returns
 			_, _ = io.WriteString(w, "second\n")
-		}), b))
+		}), b, opts...))
 		resp, err := srv.Client().Get(srv.URL)
 		require.NoError(t, err)
 		defer resp.Body.Close()
@@ -107,7 +110,7 @@ func TestFlushStreams(t *testing.T) {
 }
 
 func TestHijackPassThrough(t *testing.T) {
-	modes(t, func(t *testing.T, mutate func(*core.Config)) {
+	modes(t, func(t *testing.T, mutate func(*core.Config), opts ...Option) {
 		b, outcomes := observed(t, "hijack", withCircuit, mutate)
 		srv := newServer(t, Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			conn, rw, err := w.(http.Hijacker).Hijack()
@@ -118,7 +121,7 @@ func TestHijackPassThrough(t *testing.T) {
 			defer conn.Close()
 			_, _ = rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nhijacked")
 			_ = rw.Flush()
-		}), b))
+		}), b, opts...))
 		resp, err := srv.Client().Get(srv.URL)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)
@@ -145,20 +148,23 @@ func TestTimedUnwrapTakesOverTheResponse(t *testing.T) {
 }
 
 // TestHandlerTimeoutOverRealServer checks the timeout response on real connections,
-// HTTP/1.1 and HTTP/2: it arrives while the handler still runs, the late writes never
-// reach the wire, the server logs no superfluous WriteHeader, and the connection stays
-// usable.
+// HTTP/1.1 and HTTP/2, in both modes: the late writes never reach the wire, the server logs
+// no superfluous WriteHeader, and the connection stays usable. In the prompt mode the
+// response arrives while the handler still runs; by default, when it returns.
 func TestHandlerTimeoutOverRealServer(t *testing.T) {
-	for _, h2 := range []bool{false, true} {
-		name := "HTTP/1.1"
-		if h2 {
-			name = "HTTP/2"
+	for _, m := range timeoutModes {
+		for _, h2 := range []bool{false, true} {
+			name := m.name + "/HTTP/1.1"
+			if h2 {
+				name = m.name + "/HTTP/2"
+			}
+			t.Run(name, func(t *testing.T) { testTimeoutOverRealServer(t, h2, m.opts) })
 		}
-		t.Run(name, func(t *testing.T) { testTimeoutOverRealServer(t, h2) })
 	}
 }
 
-func testTimeoutOverRealServer(t *testing.T, h2 bool) {
+func testTimeoutOverRealServer(t *testing.T, h2 bool, opts []Option) {
+	prompt := len(opts) > 0
 	b, outcomes := observed(t, "slow", single, func(c *core.Config) { c.Timeout = 50 * time.Millisecond })
 	release, late := make(chan struct{}), make(chan error, 1)
 	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -166,11 +172,16 @@ func testTimeoutOverRealServer(t *testing.T, h2 bool) {
 			_, _ = io.WriteString(w, "quick")
 			return
 		}
-		<-release
+		if prompt {
+			<-release
+		} else { // ignores its context, and returns well after the deadline
+			d, _ := r.Context().Deadline()
+			time.Sleep(time.Until(d) + 100*time.Millisecond)
+		}
 		w.WriteHeader(http.StatusOK)
 		_, err := io.WriteString(w, "late")
 		late <- err
-	}), b)
+	}), b, opts...)
 	var logs testlog.Buffer
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ErrorLog = log.New(&logs, "", 0)
@@ -182,6 +193,7 @@ func testTimeoutOverRealServer(t *testing.T, h2 bool) {
 	}
 	t.Cleanup(srv.Close)
 
+	start := time.Now()
 	resp, err := srv.Client().Get(srv.URL + "/slow")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
@@ -189,9 +201,13 @@ func testTimeoutOverRealServer(t *testing.T, h2 bool) {
 	assert.Equal(t, h2, resp.ProtoMajor == 2)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Contains(t, string(body), ProblemTimeout)
-	assert.Equal(t, 1, b.Stats().ActiveTasks, "the handler still runs and holds its permit")
-
-	close(release)
+	if prompt {
+		assert.Equal(t, 1, b.Stats().ActiveTasks, "the handler still runs and holds its permit")
+		close(release)
+	} else {
+		assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "answered when the handler returned")
+		assert.Zero(t, b.Stats().ActiveTasks)
+	}
 	assert.ErrorIs(t, <-late, http.ErrHandlerTimeout)
 	assert.Equal(t, core.Failure, <-outcomes)
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkman-go/bulkman/core"
@@ -19,14 +20,18 @@ const (
 	timedOut
 )
 
-// timedCall is a request served under a bulkhead Timeout. The handler runs on its own
-// goroutine so that ServeHTTP can answer at the deadline if the handler has not started
-// its response by then, as http.TimeoutHandler does. Unlike TimeoutHandler it does not
-// buffer: once the handler starts its response it owns the connection, and the deadline
-// only cancels its context.
+// timedCall is a request served under a bulkhead Timeout in the prompt mode
+// (WithPromptTimeout). The handler runs on its own goroutine so that ServeHTTP can answer
+// at the deadline if the handler has not started its response by then, as
+// http.TimeoutHandler does. Unlike TimeoutHandler it does not buffer: once the handler
+// starts its response it owns the connection, and the deadline only cancels its context.
 type timedCall struct {
-	w    http.ResponseWriter
-	done chan struct{} // closed when the handler has returned and the permit is released
+	w     http.ResponseWriter
+	orig  *http.Request // as ServeHTTP got it: its context is the client's
+	p     core.Permit
+	done  chan struct{} // closed when the handler has returned
+	left  atomic.Int32  // ServeHTTP and the handler each add 1 when done: the second releases
+	timer *time.Timer   // wakes ServeHTTP at the deadline
 
 	mu       sync.Mutex
 	state    int
@@ -36,58 +41,82 @@ type timedCall struct {
 
 	panicked bool
 	panicVal any
+	failure  func(status int) bool // the guard's WithFailureStatus
 }
 
-// serveTimed serves r under p, which has a deadline.
-func (g *guard) serveTimed(w http.ResponseWriter, r *http.Request, p core.Permit) {
+// servePrompt serves r under p, which has a deadline, in the prompt mode.
+//
+// ServeHTTP waits for the handler or a timer at the deadline, not for the context's Done:
+// asking for Done would make the permit's context follow the client's, which costs
+// allocations and work on the client context's lock that only a handler that asks needs.
+// The permit is released by whichever of ServeHTTP and the handler's goroutine is done
+// last: ServeHTTP when it waits for the handler, so that the release runs on its grown
+// stack rather than on the handler's fresh one.
+func (g *guard) servePrompt(w http.ResponseWriter, r *http.Request, p core.Permit) {
 	ctx := p.Context(r.Context()) // ends at the deadline, or when the permit is released
-	c := &timedCall{w: w, done: make(chan struct{})}
-	go c.run(g.next, r, r.WithContext(ctx), p)
+	d, _ := p.Deadline()
+	c := &timedCall{w: w, orig: r, p: p, done: make(chan struct{}), failure: g.failure}
+	c.timer = time.NewTimer(time.Until(d))
+	go c.run(g.next, r.WithContext(ctx))
 
 	select {
 	case <-c.done:
-	case <-ctx.Done():
-		// The deadline passed (not the client's own end: then the handler is left to
-		// notice and return). If the response has not started, answer now.
+		c.timer.Stop()
+	case <-c.timer.C:
+		// The deadline passed. If the client is still there and the response has not
+		// started, answer now; otherwise the handler is left to notice and return.
 		if r.Context().Err() == nil && c.claim(timedOut) {
 			b := p.Bulkhead()
 			g.reject(w, r, &core.Error{Bulkhead: b.Name(), Err: core.ErrTimeout})
-			return // the handler goes on alone; its permit is released when it returns
+			c.leave() // the handler goes on alone; it releases the permit when it returns
+			return
 		}
 		<-c.done
 	}
+	c.leave()
 	if c.panicked && c.panicVal != nil {
 		panic(c.panicVal) // after the release, on the ServeHTTP goroutine
 	}
 }
 
-// run calls the handler and, when it returns, records the outcome and frees the permit.
-// A panic is handed to the ServeHTTP goroutine; if that has already answered at the
-// deadline, there is nobody to give it to and it is dropped (as http.TimeoutHandler
-// does), still counting as a failure.
-func (c *timedCall) run(next http.Handler, orig, r *http.Request, p core.Permit) {
+// leave records that one side is done with the call; the second releases the permit.
+func (c *timedCall) leave() {
+	if c.left.Add(1) == 2 {
+		c.release()
+	}
+}
+
+// release records the outcome and frees the permit.
+func (c *timedCall) release() {
+	c.mu.Lock()
+	state, status, hijacked := c.state, c.status, c.hijacked
+	c.mu.Unlock()
+	o := core.Success
+	switch {
+	case c.panicked:
+		o = core.Failure
+	case state == timedOut:
+		o = core.TimedOut
+	case hijacked:
+	case c.orig.Context().Err() != nil:
+		o = core.Neutral // the client went away
+	case failed(c.failure, status): // after the deadline, Release records TimedOut
+		o = core.Failure
+	}
+	_ = c.p.Release(o)
+}
+
+// run calls the handler. A panic is handed to the ServeHTTP goroutine; if that has
+// already answered at the deadline, there is nobody to give it to and it is dropped (as
+// http.TimeoutHandler does), still counting as a failure.
+func (c *timedCall) run(next http.Handler, r *http.Request) {
 	returned := false
 	defer func() {
 		if !returned {
 			c.panicked, c.panicVal = true, recover()
 		}
 		c.claim(started) // an empty response: keep its headers
-		c.mu.Lock()
-		state, status, hijacked := c.state, c.status, c.hijacked
-		c.mu.Unlock()
-		o := core.Success
-		switch {
-		case c.panicked:
-			o = core.Failure
-		case state == timedOut:
-			o = core.TimedOut
-		case hijacked:
-		case orig.Context().Err() != nil:
-			o = core.Neutral // the client went away
-		case status >= 500: // after the deadline, Release records TimedOut
-			o = core.Failure
-		}
-		_ = p.Release(o)
+		c.leave()        // before done: a ServeHTTP still waiting is then the second
 		close(c.done)
 	}()
 	next.ServeHTTP(c, r)

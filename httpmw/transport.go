@@ -27,12 +27,13 @@ import (
 // and errors.As see through both. With a bulkhead Timeout, the request's context
 // carries the deadline, which then bounds the whole exchange, body included.
 //
-// For the circuit: a status of 500 or more is a failure, any other status a success;
-// an exchange that breaks (base.RoundTrip or a body read fails, including when the
-// bulkhead deadline passes) is a failure, unless the request's own context had ended
-// (the caller gave up), which counts for neither. Closing a body before its end keeps
-// the status's verdict. No Option applies to the client yet: opts is accepted for
-// symmetry with Handler and Middleware, and ignored (WithRejectionHandler does not apply).
+// For the circuit: a status of 500 or more is a failure, any other status a success
+// (WithFailureStatus changes which statuses fail); an exchange that breaks (base.RoundTrip
+// or a body read fails, including when the bulkhead deadline passes) is a failure, unless
+// the request's own context had ended (the caller gave up), which counts for neither.
+// Closing a body before its end keeps the status's verdict. Of the options, only
+// WithFailureStatus applies to a client; the others shape a server's responses and are
+// ignored here.
 //
 // The request's priority and tenant (core.WithPriority, core.WithTenant on its context)
 // rank it in the bulkhead's queue and go to the server as PriorityHeader and
@@ -46,12 +47,14 @@ func Transport(base http.RoundTripper, sel Selector, opts ...Option) http.RoundT
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &transport{base: base, sel: sel}
+	o := buildOptions(opts)
+	return &transport{base: base, sel: sel, failure: o.failure}
 }
 
 type transport struct {
-	base http.RoundTripper
-	sel  Selector
+	base    http.RoundTripper
+	sel     Selector
+	failure func(status int) bool // WithFailureStatus; nil: status >= 500
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -84,7 +87,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		x.end(x.failure())
 		return nil, err
 	}
-	if resp.StatusCode >= 500 {
+	if failed(t.failure, resp.StatusCode) {
 		x.verdict = core.Failure
 	}
 	if resp.Body == nil || resp.Body == http.NoBody {

@@ -298,3 +298,36 @@ func TestTransportCloseIdleConnections(t *testing.T) {
 	require.NoError(t, resp.Body.Close())
 	assert.Equal(t, int32(2), u.conns.Load())
 }
+
+// TestTransportWithFailureStatus: the classifier judges the dependency's statuses; a broken
+// exchange stays a failure.
+func TestTransportWithFailureStatus(t *testing.T) {
+	only429 := WithFailureStatus(func(status int) bool { return status == http.StatusTooManyRequests })
+	tests := []struct {
+		path    string
+		wantErr bool
+		want    core.Outcome
+	}{
+		{"/status/429", false, core.Failure},
+		{"/status/500", false, core.Success},
+		{"/ok", false, core.Success},
+		{"/drop", true, core.Failure},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			u := newUpstream(t)
+			b, outcomes := observed(t, "up", withCircuit)
+			client := &http.Client{Transport: Transport(u.Client().Transport, func(*http.Request) *core.Bulkhead { return b }, only429)}
+			resp, err := client.Get(u.URL + tt.path)
+			if tt.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+			assert.Equal(t, tt.want, <-outcomes)
+			assert.Zero(t, b.Stats().InFlightCount)
+		})
+	}
+}

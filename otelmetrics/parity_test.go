@@ -44,8 +44,9 @@ func TestPrometheusParity(t *testing.T) {
 	require.NoError(t, err)
 	ctx := context.Background()
 	_, _ = core.Execute(ctx, b, sleepThen(3*time.Millisecond, nil))
-	_, _ = core.Execute(ctx, b, sleepThen(30*time.Millisecond, errBoom)) // opens
-	_, _ = core.Execute(ctx, b, sleepThen(0, nil))                       // refused
+	_, _ = core.Execute(ctx, b, sleepThen(30*time.Millisecond, errBoom))                // opens
+	_, _ = core.Execute(ctx, b, sleepThen(0, nil))                                      // refused
+	_, _ = core.Execute(core.WithPriority(ctx, core.PriorityLow), b, sleepThen(0, nil)) // refused, low priority
 
 	type family struct {
 		kind   string

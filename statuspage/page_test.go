@@ -253,6 +253,14 @@ func TestPageInChromium(t *testing.T) {
 	}
 	assert.NotEmpty(t, text(field(pay, "priorities")))
 	assert.NotEqual(t, "none", text(field(pay, "priorities")), "the refused priorities are listed")
+	var hot []string
+	walk(field(pay, "priorities"), func(n *html.Node) {
+		if c, _ := attr(n, "class"); c == "chip hot" {
+			p, _ := attr(n, "data-priority")
+			hot = append(hot, p)
+		}
+	})
+	assert.Equal(t, []string{"low"}, hot, "six of the eight callers are of low priority: the most refused")
 	assert.Equal(t, "none", text(field(rows["inventory"], "priorities")))
 	assert.Equal(t, "2 / 2", text(field(pay, "limit")))
 

@@ -19,6 +19,8 @@ package main
 //	          WithTrustedHeaders: the headers are ignored, one FIFO queue
 //	bulkman   the same with WithTrustedHeaders: Bulkman-Priority and Bulkman-Tenant rank
 //	          the requests
+//	adaptive  bulkman with an adaptive limit (1..8, initially 8; QueuePerLimit 2, so at
+//	          most 2x the limit wait, and never more than -prio-queue)
 //	failsafe  failsafe-go's adaptivelimiter (limits 1..8, initially 8; queueing 1x..2x
 //	          the limit) built with a prioritizer (calibrated every second, with a usage
 //	          tracker for tenants): X-Failsafe-Priority 4 (VeryHigh) for critical, 2
@@ -59,7 +61,7 @@ type prioOptions struct {
 
 func registerPrioFlags(fs *flag.FlagSet, o *prioOptions) func() error {
 	scenarios := fs.String("scenario", "", "run priority scenarios instead, comma-separated: mixed, flood")
-	modes := fs.String("prio-mode", "fifo,bulkman,failsafe", "protections for -scenario, comma-separated: fifo, bulkman, failsafe")
+	modes := fs.String("prio-mode", "fifo,bulkman,adaptive,failsafe", "protections for -scenario, comma-separated: fifo, bulkman, adaptive, failsafe")
 	fs.Float64Var(&o.critical, "critical", 0.2, "mixed: the share of clients sending critical requests")
 	fs.IntVar(&o.floodFactor, "flood-factor", 10, "flood: how many times its fair share the flooding tenant sends")
 	fs.DurationVar(&o.duration, "scenario-duration", 5*time.Second, "how long each scenario run lasts")
@@ -74,7 +76,7 @@ func registerPrioFlags(fs *flag.FlagSet, o *prioOptions) func() error {
 			}
 		}
 		for _, m := range o.modes {
-			if m != "fifo" && m != "bulkman" && m != "failsafe" {
+			if m != "fifo" && m != "bulkman" && m != "adaptive" && m != "failsafe" {
 				return fmt.Errorf("unknown -prio-mode %q", m)
 			}
 		}
@@ -104,7 +106,7 @@ func directCall(mode string, dep *dependency, b *core.Bulkhead, limiter adaptive
 			_, err := core.Execute(ctx, b, func(ctx context.Context) (struct{}, error) { return struct{}{}, dep.handle(ctx) })
 			return err == nil
 		}
-	case "bulkman":
+	case "bulkman", "adaptive":
 		return func(ctx context.Context, cl prioClass) bool {
 			if cl.critical {
 				ctx = core.WithPriority(ctx, core.PriorityCritical)
@@ -149,14 +151,18 @@ func startPrioServer(mode string, o options) (*prioServer, error) {
 	var b *core.Bulkhead
 	var limiter adaptivelimiter.PriorityLimiter[*http.Response]
 	switch mode {
-	case "fifo", "bulkman":
+	case "fifo", "bulkman", "adaptive":
+		cfg := core.Config{Name: "dep", MaxConcurrentCalls: o.server.Limit, MaxQueueSize: o.prio.queue}
+		if mode == "adaptive" {
+			cfg.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: o.server.Limit, QueuePerLimit: 2}
+		}
 		var err error
-		b, err = core.New(core.Config{Name: "dep", MaxConcurrentCalls: o.server.Limit, MaxQueueSize: o.prio.queue})
+		b, err = core.New(cfg)
 		if err != nil {
 			return nil, err
 		}
 		var opts []httpmw.Option
-		if mode == "bulkman" {
+		if mode != "fifo" {
 			opts = append(opts, httpmw.WithTrustedHeaders())
 		}
 		h = httpmw.Handler(h, b, opts...)
