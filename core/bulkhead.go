@@ -222,6 +222,13 @@ func (b *Bulkhead) ResetStats() {
 // normally and are recorded. Shutdown returns when every permit is back (including those
 // of abandoned functions), or with ctx's error if ctx ends first. It is idempotent and
 // safe to call concurrently.
+//
+// With a CircuitStore, Shutdown then writes the last transition not yet written, within
+// ctx, and stops the bulkhead's store goroutine and subscription. If ctx ends first
+// (running calls have not finished, or the store does not answer), the store call in
+// progress is cancelled and nothing more is written; the goroutine and the subscription
+// are gone all the same when Shutdown returns, so a bulkhead taken out of a Manager and
+// shut down leaves nothing behind. A later Shutdown still waits for running calls.
 func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	if ctx == nil {
 		return invalidArg("Shutdown: nil context")
@@ -241,10 +248,13 @@ func (b *Bulkhead) Shutdown(ctx context.Context) error {
 	select {
 	case <-drained:
 	case <-ctx.Done():
+		if b.sharer != nil {
+			_ = b.sharer.close(ctx) // ctx is done: stop sharing at once, writing nothing more
+		}
 		return ctx.Err()
 	}
 	if b.sharer != nil {
-		b.sharer.close()
+		return b.sharer.close(ctx)
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ type sharer struct {
 	pending *CircuitRecord // the latest local transition not yet saved
 	remote  *CircuitRecord // the latest record a peer saved, not yet applied
 
+	// life bounds every store call, with its own deadline each: close cancels it when
+	// its ctx ends, so that a call to a store that does not answer is given up then.
+	life        context.Context
+	cancel      context.CancelFunc
 	wake        chan struct{}
 	stop        chan struct{}
 	done        chan struct{}
@@ -40,7 +44,10 @@ const (
 )
 
 func newSharer(b *Bulkhead, store CircuitStore, timeout time.Duration) *sharer {
+	life, cancel := context.WithCancel(context.Background())
 	return &sharer{
+		life:     life,
+		cancel:   cancel,
 		name:     b.name,
 		circuit:  b.circuit,
 		store:    store,
@@ -117,7 +124,7 @@ func (s *sharer) loop() {
 			if retry != nil {
 				retry.Stop()
 			}
-			s.flush()
+			s.flush() // the last transition, unless close gives up on it
 			return
 		case <-tick:
 			s.poll()
@@ -159,10 +166,15 @@ func (s *sharer) flush() bool {
 	if rec == nil {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	ctx, cancel := context.WithTimeout(s.life, s.timeout)
 	stored, err := s.store.Save(ctx, *rec)
 	cancel()
 	if err != nil {
+		if s.life.Err() != nil {
+			s.logger.Warn("bulkman: circuit store write given up: Shutdown's context ended before the store answered",
+				slog.String("bulkhead", s.name), slog.String("status", rec.Status), slog.Any("error", err))
+			return false
+		}
 		s.logger.Warn("bulkman: circuit store write failed; the circuit goes on locally and the write will be retried",
 			slog.String("bulkhead", s.name), slog.String("status", rec.Status), slog.Any("error", err))
 		s.mu.Lock()
@@ -181,7 +193,7 @@ func (s *sharer) flush() bool {
 
 // poll reads the stored state and adopts it: at start, and every HealthCheckInterval.
 func (s *sharer) poll() {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	ctx, cancel := context.WithTimeout(s.life, s.timeout)
 	rec, ok, err := s.store.Load(ctx, s.name)
 	cancel()
 	switch {
@@ -206,11 +218,22 @@ func (s *sharer) adoptable(rec CircuitRecord) bool {
 }
 
 // close stops the goroutine after one last attempt to save a pending transition, and
-// waits for it.
-func (s *sharer) close() {
+// waits for it. If ctx ends first, the store call in progress (that last write, or a
+// write or read the goroutine was making) is cancelled and close waits only for the
+// store to return, which a CircuitStore does promptly once its ctx is done. Either way,
+// when close returns the goroutine has ended and the subscription is cancelled. It
+// returns ctx's error if ctx ended first, nil otherwise. It is idempotent.
+func (s *sharer) close(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.unsubscribe()
 		close(s.stop)
 	})
-	<-s.done
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		<-s.done
+		return ctx.Err()
+	}
 }

@@ -32,7 +32,10 @@ func (r CircuitRecord) live(now time.Time) bool {
 // deadline (see WithStoreTimeout). A store that fails never fails a call: the circuit goes
 // on working locally and the state is written again once the store answers.
 //
-// Implementations must be safe for concurrent use.
+// Implementations must be safe for concurrent use, and Load and Save must return
+// promptly once their ctx is done (as database drivers do), even when the store itself
+// does not answer: Shutdown keeps to its own ctx by cancelling the store call in
+// progress, and then waits for it to return.
 type CircuitStore interface {
 	// Load returns the record of the circuit called name; ok is false when there is none.
 	Load(ctx context.Context, name string) (rec CircuitRecord, ok bool, err error)

@@ -98,6 +98,7 @@ func waitReady(ctx context.Context, url string, p *process) error {
 // killLocked stops the postmaster at once and waits until it has exited; no-op when none
 // runs. s.mu must be held.
 func (s *Server) killLocked() {
+	s.resumeLocked() // a stopped process keeps SIGQUIT pending
 	p := s.proc
 	if p == nil {
 		return

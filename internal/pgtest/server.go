@@ -66,6 +66,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	proc    *process // the running postmaster; nil when killed or stopped
+	paused  []int    // the processes Pause stopped; nil when not paused
 	stopped bool
 	created []string // databases CreateDatabase made on an external server, dropped by Stop
 }
