@@ -15,12 +15,15 @@ import (
 // optionally isolates the dependency with a circuit breaker (Python: Bulkhead).
 //
 // A Bulkhead is safe for concurrent use. The zero Bulkhead is not usable: call New or
-// Manager.Create.
+// Manager.Create. A nil *Bulkhead is no bulkhead (what a Selector returns for a call it
+// leaves unguarded): no method panics on it; those that report answer as for nothing (Name
+// "", the zero Config and Stats, State Healthy), and those that act (Execute, Acquire,
+// Reconfigure, Shutdown) return an error wrapping ErrInvalidArgument.
 type Bulkhead struct {
 	name     string
 	cfgMu    sync.Mutex
 	cfg      Config       // guarded by cfgMu
-	timeout  atomic.Int64 // time.Duration; Config.Timeout
+	timeout  atomic.Int64 // time.Duration; Config.Timeout, at most maxTimeout
 	idPrefix uint64
 	clock    clock
 	circuit  *circuit // nil when the circuit breaker is disabled
@@ -60,7 +63,7 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 		errShutdown: &Error{Bulkhead: cfg.Name, Err: ErrShutdown},
 	}
 	b.setSubscribers(o.subscribers)
-	b.timeout.Store(int64(cfg.Timeout))
+	b.timeout.Store(int64(min(cfg.Timeout, maxTimeout)))
 	b.errFull.Store(fullError(cfg))
 	b.cfg.Adaptive = cloneAdaptive(cfg.Adaptive)
 	b.ledger.init(cfg.MaxConcurrentCalls, cfg.MaxQueueSize, &b.clock, b.expireDue)
@@ -83,11 +86,20 @@ func New(cfg Config, opts ...Option) (*Bulkhead, error) {
 	return b, nil
 }
 
-// Name returns the bulkhead's name.
-func (b *Bulkhead) Name() string { return b.name }
+// Name returns the bulkhead's name ("" for a nil *Bulkhead).
+func (b *Bulkhead) Name() string {
+	if b == nil {
+		return ""
+	}
+	return b.name
+}
 
-// Config returns a copy of the bulkhead's configuration.
+// Config returns a copy of the bulkhead's configuration (the zero Config for a nil
+// *Bulkhead).
 func (b *Bulkhead) Config() Config {
+	if b == nil {
+		return Config{}
+	}
 	b.cfgMu.Lock()
 	defer b.cfgMu.Unlock()
 	cfg := b.cfg
@@ -128,6 +140,9 @@ func cloneAdaptive(a *AdaptiveConfig) *AdaptiveConfig {
 // HealthCheckInterval takes effect for bulkheads created after the change. An invalid cfg,
 // or one that changes Name or CircuitBreakerEnabled, returns an error and changes nothing.
 func (b *Bulkhead) Reconfigure(cfg Config) error {
+	if b == nil {
+		return invalidArg("Reconfigure: nil Bulkhead")
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -144,7 +159,7 @@ func (b *Bulkhead) Reconfigure(cfg Config) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	b.timeout.Store(int64(cfg.Timeout))
+	b.timeout.Store(int64(min(cfg.Timeout, maxTimeout)))
 	b.errFull.Store(fullError(cfg))
 	if c := b.circuit; c != nil && (cfg.FailureThreshold != old.FailureThreshold ||
 		cfg.SuccessThreshold != old.SuccessThreshold || cfg.IsolationDuration != old.IsolationDuration ||
@@ -164,7 +179,7 @@ func (b *Bulkhead) Reconfigure(cfg Config) error {
 // reporting it isolated until that call). A bulkhead without a circuit breaker is always
 // Healthy.
 func (b *Bulkhead) State() State {
-	if b.circuit == nil {
+	if b == nil || b.circuit == nil {
 		return Healthy
 	}
 	st, _ := b.circuit.reported()
@@ -174,8 +189,12 @@ func (b *Bulkhead) State() State {
 // IsHealthy reports whether the bulkhead is Healthy or Degraded (Python: is_healthy).
 func (b *Bulkhead) IsHealthy() bool { return b.State() != Isolated }
 
-// Stats returns one consistent snapshot of the bulkhead's counters (Python: get_stats).
+// Stats returns one consistent snapshot of the bulkhead's counters (Python: get_stats);
+// the zero Stats for a nil *Bulkhead.
 func (b *Bulkhead) Stats() Stats {
+	if b == nil {
+		return Stats{}
+	}
 	l := &b.ledger
 	l.mu.Lock()
 	s := Stats{
@@ -210,6 +229,9 @@ func (b *Bulkhead) Stats() Stats {
 // that TotalExecutions == SuccessfulExecutions + FailedExecutions + ActiveTasks still
 // holds when they finish (the Python library breaks this). It does not touch the circuit.
 func (b *Bulkhead) ResetStats() {
+	if b == nil {
+		return
+	}
 	l := &b.ledger
 	l.mu.Lock()
 	l.total = int64(l.active)
@@ -230,8 +252,8 @@ func (b *Bulkhead) ResetStats() {
 // are gone all the same when Shutdown returns, so a bulkhead taken out of a Manager and
 // shut down leaves nothing behind. A later Shutdown still waits for running calls.
 func (b *Bulkhead) Shutdown(ctx context.Context) error {
-	if ctx == nil {
-		return invalidArg("Shutdown: nil context")
+	if b == nil || ctx == nil {
+		return invalidArg("Shutdown: nil Bulkhead or context")
 	}
 	b.closed.Store(true)
 	l := &b.ledger

@@ -23,6 +23,9 @@ type Config struct {
 	// 0 means fail fast with ErrFull when every permit is taken.
 	MaxQueueSize int
 	// Timeout bounds queue wait plus run, measured from admission (>= 0; 0 means none).
+	// A Timeout longer than 146 years (math.MaxInt64 as "no end", say) counts as 146
+	// years, as IsolationDuration does, so that a deadline cannot overflow into the past;
+	// Config keeps the value given.
 	Timeout time.Duration
 	// FailureThreshold is the number of consecutive failures that open the circuit
 	// (>= 1 when CircuitBreakerEnabled and FailureRateThreshold is 0).
@@ -77,6 +80,10 @@ func DefaultConfig(name string) Config {
 		HealthCheckInterval: 5 * time.Second,
 	}
 }
+
+// maxTimeout caps the Timeout in force (not the Config's), so that admission plus Timeout,
+// an offset on the bulkhead's clock, cannot overflow: see maxIsolation.
+const maxTimeout = maxIsolation
 
 // maxLimit bounds MaxConcurrentCalls and MaxQueueSize so that their sum cannot overflow
 // and a typo (an extra zero or three) is caught rather than allocating a huge table.

@@ -734,12 +734,17 @@ func TestFailsafePolicyHammer(t *testing.T) {
 				if rand.IntN(3) == 0 {
 					return 0, errBoom
 				}
-				if tt.hedged && rand.IntN(2) == 0 {
+				switch {
+				case tt.hedged && rand.IntN(2) == 0:
 					select {
 					case <-exec.Context().Done():
 						return 0, exec.Context().Err()
 					case <-time.After(50 * time.Microsecond):
 					}
+				case !tt.hedged:
+					// Hold the permit for a while, so that the eight workers overlap and
+					// fill the five places even when the scheduler runs them one by one.
+					time.Sleep(50 * time.Microsecond)
 				}
 				succeeded.Add(1)
 				return 1, nil

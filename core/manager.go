@@ -11,13 +11,18 @@ import (
 // Manager owns a set of named bulkheads (Python: BulkheadManager). Bulkheads are
 // independent: a full or open one never delays another.
 //
-// A Manager is safe for concurrent use. The zero Manager is not usable: call NewManager.
+// A Manager is safe for concurrent use. The zero Manager is an empty Manager without
+// options, ready to use; NewManager gives it options. A nil *Manager follows the rule of a
+// nil *Bulkhead: what reports answers as for an empty Manager, and Create, GetOrCreate and
+// Shutdown return an error wrapping ErrInvalidArgument (as ExecuteIn does). Once Shutdown
+// has been called, Create and GetOrCreate refuse with ErrShutdown.
 type Manager struct {
 	opts []Option
 
 	mu        sync.RWMutex
-	bulkheads map[string]*Bulkhead
-	subs      []*subscription // Subscribe's, in order; replaced on change, never changed in place
+	bulkheads map[string]*Bulkhead // nil until the first bulkhead (the zero Manager)
+	closed    bool                 // Shutdown was called
+	subs      []*subscription      // Subscribe's, in order; replaced on change, never changed in place
 }
 
 // NewManager returns an empty Manager. opts apply to every bulkhead it creates.
@@ -28,6 +33,9 @@ func NewManager(opts ...Option) *Manager {
 // Create adds a bulkhead for cfg (Python: create_bulkhead). It returns the errors of New for
 // an invalid cfg, and a *Error wrapping ErrExists if the name is taken.
 func (m *Manager) Create(cfg Config) (*Bulkhead, error) {
+	if m == nil {
+		return nil, invalidArg("Manager.Create: nil Manager")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -40,6 +48,9 @@ func (m *Manager) Create(cfg Config) (*Bulkhead, error) {
 
 // Get returns the bulkhead called name (Python: get_bulkhead).
 func (m *Manager) Get(name string) (*Bulkhead, bool) {
+	if m == nil {
+		return nil, false
+	}
 	m.mu.RLock()
 	b, ok := m.bulkheads[name]
 	m.mu.RUnlock()
@@ -49,6 +60,9 @@ func (m *Manager) Get(name string) (*Bulkhead, bool) {
 // GetOrCreate returns the bulkhead called cfg.Name, creating it from cfg if there is
 // none. An existing bulkhead wins: cfg is then ignored, even if it differs.
 func (m *Manager) GetOrCreate(cfg Config) (*Bulkhead, error) {
+	if m == nil {
+		return nil, invalidArg("Manager.GetOrCreate: nil Manager")
+	}
 	b, taken, err := m.add(cfg)
 	if taken != nil {
 		return taken, nil
@@ -64,8 +78,11 @@ func (m *Manager) GetOrCreate(cfg Config) (*Bulkhead, error) {
 func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
 	m.mu.RLock()
 	taken, ok := m.bulkheads[cfg.Name]
-	subs := m.subs
+	subs, closed := m.subs, m.closed
 	m.mu.RUnlock()
+	if closed {
+		return nil, nil, m.shutDown(cfg.Name)
+	}
 	if ok {
 		return nil, taken, nil
 	}
@@ -74,8 +91,16 @@ func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
 		return nil, nil, err
 	}
 	m.mu.Lock()
+	if m.closed { // Shutdown ran meanwhile, and did not see b
+		m.mu.Unlock()
+		_ = b.Shutdown(context.Background())
+		return nil, nil, m.shutDown(cfg.Name)
+	}
 	taken, ok = m.bulkheads[cfg.Name]
 	if !ok {
+		if m.bulkheads == nil {
+			m.bulkheads = make(map[string]*Bulkhead)
+		}
 		m.bulkheads[cfg.Name] = b
 		if len(m.subs)+len(subs) > 0 { // Subscribe may have run meanwhile
 			b.setSubscribers(m.subs)
@@ -87,6 +112,11 @@ func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
 		return nil, taken, nil
 	}
 	return b, nil, nil
+}
+
+// shutDown is the refusal of Create and GetOrCreate once m is shut down.
+func (m *Manager) shutDown(name string) error {
+	return &Error{Bulkhead: name, Err: ErrShutdown, detail: "the Manager is shut down"}
 }
 
 // Remove takes the bulkhead called name out of m and returns it; false if m has none.
@@ -101,6 +131,9 @@ func (m *Manager) add(cfg Config) (b, taken *Bulkhead, err error) {
 //		err := b.Shutdown(ctx)
 //	}
 func (m *Manager) Remove(name string) (*Bulkhead, bool) {
+	if m == nil {
+		return nil, false
+	}
 	m.mu.Lock()
 	b, ok := m.bulkheads[name]
 	if ok {
@@ -129,7 +162,7 @@ func (m *Manager) Remove(name string) (*Bulkhead, bool) {
 // a bulkhead reads that list with one atomic load, without a lock or an allocation, and
 // without subscribers or hooks events cost nothing.
 func (m *Manager) Subscribe(h func(Event)) (unsubscribe func()) {
-	if h == nil {
+	if h == nil || m == nil {
 		return func() {}
 	}
 	s := &subscription{h: h}
@@ -157,6 +190,9 @@ func (m *Manager) resubscribeLocked() {
 
 // Names returns the bulkheads' names, sorted.
 func (m *Manager) Names() []string {
+	if m == nil {
+		return []string{}
+	}
 	m.mu.RLock()
 	names := make([]string, 0, len(m.bulkheads))
 	for n := range m.bulkheads {
@@ -169,6 +205,9 @@ func (m *Manager) Names() []string {
 
 // all returns the bulkheads, sorted by name.
 func (m *Manager) all() []*Bulkhead {
+	if m == nil {
+		return nil
+	}
 	m.mu.RLock()
 	bs := make([]*Bulkhead, 0, len(m.bulkheads))
 	for _, b := range m.bulkheads {
@@ -201,9 +240,12 @@ func (m *Manager) Health() map[string]bool {
 // Shutdown shuts every bulkhead down at once (see Bulkhead.Shutdown) and waits for all of
 // them, or until ctx ends. It returns ctx's error in that case.
 func (m *Manager) Shutdown(ctx context.Context) error {
-	if ctx == nil {
-		return invalidArg("Manager.Shutdown: nil context")
+	if m == nil || ctx == nil {
+		return invalidArg("Manager.Shutdown: nil Manager or context")
 	}
+	m.mu.Lock()
+	m.closed = true // from now on add refuses, so bs below is every bulkhead there will be
+	m.mu.Unlock()
 	bs := m.all()
 	errs := make([]error, len(bs))
 	var wg sync.WaitGroup
