@@ -657,3 +657,76 @@ func TestAdaptiveHammer(t *testing.T) {
 	t.Logf("%d snapshots, %d reconfigurations; limits seen %v", snapshots.Load(), reconfigs.Load(), seen)
 	assert.Positive(t, reconfigs.Load())
 }
+
+func ExampleAdaptiveConfig() {
+	cfg := core.DefaultConfig("search")
+	cfg.MaxConcurrentCalls = 200 // the ceiling, not a guess
+	cfg.Timeout = 2 * time.Second
+	cfg.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 1} // the floor; the rest defaults
+	b, err := core.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	st := b.Stats()
+	fmt.Println(st.ConcurrencyLimit, st.MaxConcurrentCalls) // the limit in force, the ceiling
+	// Output: 1 200
+}
+
+// Through Acquire and Release, as the middleware admits calls, with a Timeout: when the
+// capacity falls so far that calls time out, the timed-out calls are what the limit
+// learns from (their latencies stop at the timeout, so they never make the reference).
+func TestAdaptivePermitsWithTimeouts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const lat = 20 * time.Millisecond
+		dep := &simDep{}
+		dep.set(8, lat)
+		b := adaptiveBulkhead(t, func(c *core.Config) { c.Timeout = 5 * lat })
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg, calls sync.WaitGroup
+		var served atomic.Int64
+		for range 80 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					p, err := b.Acquire(ctx)
+					if err != nil {
+						time.Sleep(lat)
+						continue
+					}
+					pctx := p.Context(ctx)
+					done := make(chan struct{})
+					calls.Go(func() { _, _ = dep.call(pctx); close(done) })
+					select {
+					case <-done:
+					case <-pctx.Done():
+					}
+					o := core.Success
+					if dl, _ := p.Deadline(); !time.Now().Before(dl) {
+						o = core.TimedOut
+					} else {
+						served.Add(1)
+					}
+					require.NoError(t, p.Release(o))
+				}
+			})
+		}
+		time.Sleep(5 * time.Second)
+		dep.set(2, lat) // calls now wait far past the Timeout at the old limit
+		time.Sleep(3 * time.Second)
+		dep.resetPeak()
+		n0 := served.Load()
+		var limits []int
+		for range 70 {
+			time.Sleep(100 * time.Millisecond)
+			limits = append(limits, b.Stats().ConcurrencyLimit)
+		}
+		goodput := float64(served.Load()-n0) / 7 / (2 / lat.Seconds())
+		cancel()
+		wg.Wait()
+		calls.Wait() // the dependency's calls that outlived their permits
+		t.Logf("capacity 2 through permits: goodput %.0f%%, peak inside %d, limits %v", 100*goodput, dep.peakInside(), compress(limits))
+		assert.GreaterOrEqual(t, goodput, 0.9)
+		assert.LessOrEqual(t, slices.Max(limits), 4, "the limit came down to the capacity")
+		assertIdle(t, b.Stats())
+	})
+}

@@ -22,6 +22,8 @@ type options struct {
 	namespace string
 	table     string
 	logger    *slog.Logger
+	quorum    int
+	replica   string
 }
 
 // WithNamespace sets the namespace of the Store's circuits (default "default"). Stores
@@ -39,6 +41,36 @@ func WithNamespace(ns string) Option {
 // not "circuits"). New returns an error for any other name.
 func WithTable(name string) Option {
 	return func(o *options) { o.table = name }
+}
+
+// WithQuorum makes a fleet-wide OPEN need n distinct replicas (n Store values, usually one
+// per process) to open the circuit before their isolations end. A replica's OPEN is then
+// its vote, kept in the circuit's row until the end of that replica's isolation; the
+// vote that makes n live votes turns the row OPEN, until that voter's end of isolation,
+// and every replica adopts it as with a quorum of 1. A replica that opens alone stays
+// open locally, serving its own breaker's verdict, while the others keep serving; its
+// vote lapses when its isolation ends (or when it writes HALF_OPEN or CLOSED).
+//
+// The trade-off: a quorum keeps one replica with a broken network path, or a bad
+// connection pool, from taking every replica off a dependency that is healthy, at the
+// cost of the fleet's reaction time to a real outage: the fleet opens when the n-th
+// replica's own breaker opens, rather than the first's (the replicas that see the
+// failures still stop calling at once, each on its own verdict).
+//
+// n = 1, the default, keeps the first-opener rule: the first replica to open decides for
+// everyone. New returns an error for n < 1. Replicas of one circuit should use the same
+// n; each applies its own when it votes.
+func WithQuorum(n int) Option {
+	return func(o *options) { o.quorum = n }
+}
+
+// WithReplica sets the Store's replica identity, the name its votes are kept under
+// (see WithQuorum): a stable name such as the pod's or the host's, so that a process that
+// restarts during an isolation does not vote twice. The default is a random identity per
+// Store. New returns an error for an empty id, one longer than 200 bytes, or one with a
+// NUL byte.
+func WithReplica(id string) Option {
+	return func(o *options) { o.replica = id }
 }
 
 // WithLogger sends what the Store does not report through its methods to l: malformed

@@ -15,7 +15,11 @@
 // table but never see each other's circuits.
 //
 // Writes are guarded in the database: a stored OPEN whose end has not passed is never
-// overwritten, so the first replica to open a circuit decides when it ends. Each write
+// overwritten, so the first replica to open a circuit decides when it ends. With
+// WithQuorum(n), n replicas must open it before their isolations end for the row to turn
+// OPEN (see WithQuorum). New upgrades a table made by an earlier version in place (it
+// adds the columns it lacks, without rewriting or losing a row), so replicas can be
+// upgraded one at a time; an earlier version ignores the votes. Each write
 // notifies the other replicas through LISTEN/NOTIFY, so they adopt an OPEN within
 // milliseconds; core's HealthCheckInterval poll covers notifications lost while a
 // connection was down. The listening connection needs a session of its own: point the
@@ -31,6 +35,7 @@ package pgstore
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -62,8 +67,10 @@ type Store struct {
 	table     string // quoted; schema-qualified as the server resolved it, once migrated
 	channel   string // LISTEN/NOTIFY channel of (table, namespace)
 	logger    *slog.Logger
+	quorum    int
+	replica   string
 
-	sqlLoad, sqlLoadAll, sqlSave, sqlCurrent string
+	sqlLoad, sqlLoadAll, sqlSave, sqlVote, sqlCurrent string
 
 	malformedMu sync.Mutex
 	malformed   map[string]bool // circuits whose malformed row was logged
@@ -91,7 +98,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 	if pool == nil {
 		return nil, errors.New("pgstore: nil pool")
 	}
-	o := options{namespace: DefaultNamespace, table: DefaultTable}
+	o := options{namespace: DefaultNamespace, table: DefaultTable, quorum: 1, replica: randomReplica()}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -103,6 +110,12 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 	if o.namespace == "" || strings.ContainsRune(o.namespace, 0) {
 		return nil, fmt.Errorf("pgstore: invalid namespace %q: want a non-empty string without NUL", o.namespace)
 	}
+	if o.quorum < 1 {
+		return nil, fmt.Errorf("pgstore: invalid quorum %d: want at least 1", o.quorum)
+	}
+	if o.replica == "" || len(o.replica) > 200 || strings.ContainsRune(o.replica, 0) {
+		return nil, fmt.Errorf("pgstore: invalid replica %q: want 1 to 200 bytes without NUL", o.replica)
+	}
 	ident, err := parseTable(o.table)
 	if err != nil {
 		return nil, err
@@ -112,6 +125,8 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		namespace: o.namespace,
 		table:     ident.Sanitize(),
 		logger:    o.logger,
+		quorum:    o.quorum,
+		replica:   o.replica,
 		malformed: make(map[string]bool),
 		closed:    make(chan struct{}),
 	}
@@ -158,6 +173,7 @@ func (s *Store) migrate(ctx context.Context) (pgx.Identifier, error) {
 				status     text        NOT NULL,
 				open_until timestamptz NULL,
 				updated_at timestamptz NOT NULL DEFAULT now(),
+				votes      jsonb       NOT NULL DEFAULT '{}',
 				PRIMARY KEY (namespace, name)
 			)`)
 			if err != nil {
@@ -203,6 +219,8 @@ func (s *Store) migrate(ctx context.Context) (pgx.Identifier, error) {
 			{"status", "text NOT NULL DEFAULT 'CLOSED'"},
 			{"open_until", "timestamptz NULL"},
 			{"updated_at", "timestamptz NOT NULL DEFAULT now()"},
+			// A constant default: PostgreSQL adds the column without rewriting the table.
+			{"votes", "jsonb NOT NULL DEFAULT '{}'"},
 		} {
 			var q string
 			switch typ := have[c.col]; {
@@ -232,20 +250,58 @@ func (s *Store) prepareSQL() {
 	s.sqlLoadAll = `SELECT name, status, open_until, updated_at FROM ` + s.table + ` WHERE namespace = $1 ORDER BY name`
 	// One statement: the guarded upsert, and the notification when it wrote. The WHERE
 	// is the guard: a live OPEN (by the database's clock) is left alone, and then no row
-	// comes back.
+	// comes back. A HALF_OPEN or CLOSED also withdraws the writer's vote ($8).
 	s.sqlSave = `WITH w AS (
-		INSERT INTO ` + s.table + ` AS t (namespace, name, status, open_until, updated_at)
-		VALUES ($1, $2, $3, $4, $5)
+		INSERT INTO ` + s.table + ` AS t (namespace, name, status, open_until, updated_at, votes)
+		VALUES ($1, $2, $3, $4, $5, '{}')
 		ON CONFLICT (namespace, name) DO UPDATE
-			SET status = excluded.status, open_until = excluded.open_until, updated_at = excluded.updated_at
+			SET status = excluded.status, open_until = excluded.open_until, updated_at = excluded.updated_at,
+				votes = ` + liveVotesSQL + `
 			WHERE NOT ` + liveSQL + `
 		RETURNING 1
 	)
 	SELECT pg_notify($6, $7)::text FROM w`
+	// An OPEN is a vote of replica $8 until $10 (the end of its isolation, in
+	// microseconds since 1970): it joins the live votes, and when they number the
+	// quorum ($9) the row turns OPEN with this record and the votes are spent; else the
+	// row keeps its state, only its votes change, and nobody is notified. It returns the
+	// row as it is after the write and whether it turned OPEN; no row when the guard
+	// held. The row lock that ON CONFLICT DO UPDATE takes orders concurrent voters, and
+	// each counts the votes of those before it. With a quorum above 1 a new row starts
+	// CLOSED, with an infinite updated_at: no state was ever written.
+	s.sqlVote = `WITH w AS (
+		INSERT INTO ` + s.table + ` AS t (namespace, name, status, open_until, updated_at, votes)
+		VALUES ($1, $2,
+			CASE WHEN $9::int <= 1 THEN $3 ELSE 'CLOSED' END,
+			CASE WHEN $9::int <= 1 THEN $4::timestamptz END,
+			CASE WHEN $9::int <= 1 THEN $5::timestamptz ELSE '-infinity' END,
+			CASE WHEN $9::int <= 1 THEN '{}' ELSE jsonb_build_object($8::text, $10::bigint) END)
+		ON CONFLICT (namespace, name) DO UPDATE
+			SET (status, open_until, updated_at, votes) = (
+				SELECT CASE WHEN q.n >= $9::int THEN $3 ELSE t.status END,
+					CASE WHEN q.n >= $9::int THEN $4::timestamptz ELSE t.open_until END,
+					CASE WHEN q.n >= $9::int THEN $5::timestamptz ELSE t.updated_at END,
+					CASE WHEN q.n >= $9::int THEN '{}' ELSE q.v END
+				FROM (SELECT x.v, (SELECT count(*) FROM jsonb_object_keys(x.v)) AS n
+					FROM (SELECT ` + liveVotesSQL + ` || jsonb_build_object($8::text, $10::bigint) AS v) AS x) AS q)
+			WHERE NOT ` + liveSQL + `
+		RETURNING t.status, t.open_until, t.updated_at,
+			coalesce(t.status = 'OPEN' AND t.open_until = $4::timestamptz, false) AS opened
+	)
+	SELECT w.status, w.open_until, w.updated_at, w.opened,
+		CASE WHEN w.opened THEN pg_notify($6, $7)::text END FROM w`
 	// The row that blocked a write, and whether it is still live.
 	s.sqlCurrent = `SELECT t.status, t.open_until, t.updated_at, ` + liveSQL + `
 		FROM ` + s.table + ` AS t WHERE t.namespace = $1 AND t.name = $2`
 }
+
+// liveVotesSQL is the votes of the row aliased t whose isolation has not ended by the
+// database's clock, without the vote of replica $8. A votes value that is not an object,
+// or a vote that is not a number, is dropped rather than failing the write that fixes it.
+const liveVotesSQL = `(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}')
+	FROM jsonb_each(CASE WHEN jsonb_typeof(t.votes) = 'object' THEN t.votes ELSE '{}' END) AS e
+	WHERE e.key <> $8::text AND jsonb_typeof(e.value) = 'number'
+		AND e.value::numeric > extract(epoch FROM now()) * 1000000)`
 
 // liveSQL is the guard's condition on the row aliased t: a live OPEN, by the database's
 // clock. It must agree with decode, so that a row Load ignores as malformed never blocks
@@ -256,6 +312,20 @@ const liveSQL = `coalesce(t.status = 'OPEN' AND isfinite(t.open_until) AND t.ope
 
 // Namespace returns the Store's namespace.
 func (s *Store) Namespace() string { return s.namespace }
+
+// Replica returns the Store's replica identity (see WithReplica).
+func (s *Store) Replica() string { return s.replica }
+
+// Quorum returns the number of replicas that must open a circuit for its row to turn
+// OPEN (see WithQuorum).
+func (s *Store) Quorum() int { return s.quorum }
+
+// randomReplica returns a replica identity of 16 random hex digits.
+func randomReplica() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand's Read never fails
+	return hex.EncodeToString(b[:])
+}
 
 // Load returns the record of the circuit called name in the Store's namespace; ok is
 // false when there is none, or when its row is malformed (logged). Safe for concurrent
@@ -287,10 +357,15 @@ const saveAttempts = 3
 // the stored row is a live OPEN (status OPEN, open_until after the database's now()), in
 // one statement that also notifies the Store's listeners. It returns rec as stored (its
 // times in UTC, to the microsecond; a zero UpdatedAt becomes the current time) when it
-// wrote, or the live OPEN that blocked it. Safe for concurrent use.
+// wrote, or the live OPEN that blocked it.
 //
-// Errors: an invalid rec (empty Name, unknown Status, OPEN without OpenUntil), ErrClosed,
-// ctx's error or the database's, wrapped.
+// With a quorum above 1 (WithQuorum), an OPEN rec is the Store's vote: when it completes
+// the quorum, rec is written and notified as above; otherwise the vote is kept, nobody is
+// notified, and Save returns the row's state unchanged (CLOSED for a circuit no state
+// was ever written for). A HALF_OPEN or CLOSED rec also withdraws the Store's vote.
+//
+// Safe for concurrent use. Errors: an invalid rec (empty Name, unknown Status, OPEN
+// without OpenUntil), ErrClosed, ctx's error or the database's, wrapped.
 func (s *Store) Save(ctx context.Context, rec core.CircuitRecord) (core.CircuitRecord, error) {
 	if err := validate(rec); err != nil {
 		return core.CircuitRecord{}, err
@@ -299,17 +374,33 @@ func (s *Store) Save(ctx context.Context, rec core.CircuitRecord) (core.CircuitR
 		return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, ErrClosed)
 	}
 	rec = normalize(rec)
-	var openUntil *time.Time
-	if rec.Status == core.StatusOpen {
-		openUntil = &rec.OpenUntil
-	}
 	payload := encodePayload(rec)
 	for range saveAttempts {
-		// One row back when it wrote (pg_notify's empty result), none when the guard held.
-		var notified pgtype.Text
-		err := s.pool.QueryRow(ctx, s.sqlSave, s.namespace, rec.Name, rec.Status, openUntil, rec.UpdatedAt, s.channel, payload).Scan(&notified)
-		if err == nil {
-			return rec, nil
+		var err error
+		if rec.Status == core.StatusOpen {
+			var after row
+			var opened bool
+			var notified pgtype.Text
+			err = s.pool.QueryRow(ctx, s.sqlVote, s.namespace, rec.Name, rec.Status, rec.OpenUntil, rec.UpdatedAt,
+				s.channel, payload, s.replica, s.quorum, rec.OpenUntil.UnixMicro()).
+				Scan(&after.status, &after.openUntil, &after.updatedAt, &opened, &notified)
+			if err == nil {
+				if opened {
+					return rec, nil
+				}
+				if cur, ok := s.decode(rec.Name, after); ok {
+					return cur, nil // a vote short of the quorum
+				}
+				return core.CircuitRecord{Name: rec.Name, Status: core.StatusClosed}, nil
+			}
+		} else {
+			// One row back when it wrote (pg_notify's empty result), none when the guard held.
+			var notified pgtype.Text
+			err = s.pool.QueryRow(ctx, s.sqlSave, s.namespace, rec.Name, rec.Status, nil, rec.UpdatedAt,
+				s.channel, payload, s.replica).Scan(&notified)
+			if err == nil {
+				return rec, nil
+			}
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return core.CircuitRecord{}, fmt.Errorf("pgstore: save %q: %w", rec.Name, err)

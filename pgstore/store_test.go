@@ -100,6 +100,7 @@ func TestNewCreatesTheTableOnce(t *testing.T) {
 		"status text NO",
 		"open_until timestamp with time zone YES",
 		"updated_at timestamp with time zone NO",
+		"votes jsonb NO",
 	}, cols)
 	var pk string
 	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_get_constraintdef(oid) FROM pg_constraint

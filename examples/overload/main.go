@@ -1,28 +1,41 @@
 // Command overload shows what a bulkhead does for a server offered ten times what its
-// dependency can take.
+// dependency can take, and why its limit should be adaptive.
 //
 //	go run ./examples/overload
 //
 // A net/http server on loopback calls a dependency that takes 20ms and serves 8 calls at
 // once (a database, say: 400 calls/s at best). 80 clients send requests back to back, and
-// each gives up after 100ms, as callers with a deadline do. The server runs twice, 4
-// seconds each: unprotected, then behind httpmw.Handler with a bulkhead of 8 calls, a
-// queue of 8 and a 100ms Timeout. A progress line shows each run live; a table compares
-// them at the end. It takes about 10 seconds and exits 0 (1 if it could not run).
+// each gives up after 100ms, as callers with a deadline do. The server runs three times,
+// 4 seconds each:
 //
-// Unprotected, every request joins the line at the dependency: the line grows until a
-// request waits longer than its caller's deadline, and from then on the dependency works
-// mostly for callers that have already left. With the bulkhead, 8 requests run and 8
-// wait; the rest are refused at once with 503 + Retry-After, and the requests that are
-// served are served in about two dependency calls' time.
+//   - unprotected;
+//   - behind httpmw.Handler with a static bulkhead told a wrong capacity: 64 calls, as
+//     someone guessing "high enough" would configure it, a queue of 64 and a 100ms Timeout;
+//   - behind httpmw.Handler with an adaptive bulkhead told nothing about the capacity:
+//     Config.Adaptive with a floor of 1 and a ceiling of 200, the same queue and Timeout.
 //
-// bench/overload is the full version: gRPC and HTTP, failsafe-go's integration for
-// comparison, the servers in processes of their own, goroutines and heap sampled every
-// millisecond (see docs/performance.md).
+// A progress line shows each run live; a table compares them at the end, then a verdict:
+// the adaptive bulkhead must serve clearly more than the other two (by a quarter at
+// least), with fewer of its clients giving up waiting. It takes about 15 seconds and
+// exits 0 when the point is made, 1 when it is not (or the program could not run).
+//
+// Unprotected, and behind the wrongly told bulkhead, every request joins the line at the
+// dependency: the line grows until a request waits longer than its caller's deadline, and
+// from then on the dependency works mostly for callers that have already left. The
+// adaptive bulkhead measures the dependency's latency as it serves, finds that about 8
+// calls at once keep it busy without a line, and refuses the rest at once with 503 +
+// Retry-After; the requests it serves are served in about two dependency calls' time. It
+// measures its own host too: on a machine so busy that every call takes longer, it does
+// not mistake the slowness for a full dependency (try it with a CPU hog beside it).
+//
+// bench/overload is the full version: gRPC and HTTP, failsafe-go's adaptive limiter for
+// comparison, capacities that change, the servers in processes of their own (see
+// docs/performance.md).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,9 +58,14 @@ func main() {
 	flag.DurationVar(&cfg.runFor, "duration", 4*time.Second, "how long each run lasts")
 	flag.IntVar(&cfg.clients, "clients", 80, "clients sending back to back")
 	flag.DurationVar(&cfg.deadline, "deadline", 100*time.Millisecond, "when a client gives up on a request")
+	flag.IntVar(&cfg.guess, "guess", 64, "the static bulkhead's (wrong) MaxConcurrentCalls")
 	flag.Parse()
 	cfg.depLatency, cfg.depCapacity = 20*time.Millisecond, 8
-	if err := run(cfg, os.Stdout); err != nil {
+	err := run(cfg, os.Stdout)
+	if errors.Is(err, errPointNotMade) {
+		os.Exit(1)
+	}
+	if err != nil {
 		log.Printf("overload example: %v", err)
 		os.Exit(1)
 	}
@@ -57,9 +75,13 @@ type config struct {
 	runFor      time.Duration
 	clients     int
 	deadline    time.Duration
+	guess       int
 	depLatency  time.Duration
 	depCapacity int
 }
+
+// errPointNotMade is run's error when the adaptive bulkhead did not beat the other two.
+var errPointNotMade = errors.New("the adaptive bulkhead did not make its point")
 
 func run(cfg config, out io.Writer) error {
 	fmt.Fprintf(out, "A dependency that takes %v and serves %d calls at once (%d/s at best),\n",
@@ -71,37 +93,71 @@ func run(cfg config, out io.Writer) error {
 		return err
 	}
 
-	bc := core.DefaultConfig("dependency")
-	bc.MaxConcurrentCalls = cfg.depCapacity // as many as the dependency serves
-	bc.MaxQueueSize = cfg.depCapacity       // and as many waiting: at most one call's wait
-	bc.Timeout = cfg.deadline
-	bc.CircuitBreakerEnabled = true // overload is not failure: refusals never open it
-	b, err := core.New(bc)
+	static := core.DefaultConfig("dependency")
+	static.MaxConcurrentCalls = cfg.guess // a guess, far above what the dependency serves
+	static.MaxQueueSize = cfg.guess
+	static.Timeout = cfg.deadline
+	guessed, err := runWith(cfg, fmt.Sprintf("static %d", cfg.guess), static, out)
 	if err != nil {
 		return err
 	}
-	protected, err := runOnce(cfg, "bulkman", b, out)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if serr := b.Shutdown(ctx); err == nil {
-		err = serr
-	}
+
+	adaptive := core.DefaultConfig("dependency")
+	adaptive.MaxConcurrentCalls = 200 // only a ceiling: the capacity is not given
+	adaptive.MaxQueueSize = cfg.guess
+	adaptive.Timeout = cfg.deadline
+	adaptive.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 1}
+	found, err := runWith(cfg, "adaptive", adaptive, out)
 	if err != nil {
 		return err
 	}
 
 	fmt.Fprintln(out)
-	printSummary(out, cfg, unprotected, protected)
-	if st := b.Stats(); st.State == core.Healthy {
-		fmt.Fprintf(out, "\nThe bulkhead's circuit is %s: a full bulkhead refuses calls without blaming the dependency.\n", st.State)
-	} else {
-		// Refusals never open it; timeouts do, and on a stalled machine a few in a row pass
-		// the Timeout however fast the dependency is.
-		fmt.Fprintf(out, "\nThe bulkhead's circuit is %s: %d admitted calls ran past its %v Timeout (a stalled machine?),\n"+
-			"and %d of them in a row open it. Refusals of a full bulkhead never count against it.\n",
-			st.State, st.TimedOutExecutions, bc.Timeout, bc.FailureThreshold)
+	printSummary(out, cfg, []string{"unprotected", fmt.Sprintf("static %d", cfg.guess), "adaptive"}, unprotected, guessed, found)
+	return verdict(out, cfg, unprotected, guessed, found)
+}
+
+// runWith runs the server behind a new bulkhead of bc, and shuts the bulkhead down after.
+func runWith(cfg config, name string, bc core.Config, out io.Writer) (*tally, error) {
+	b, err := core.New(bc)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	t, err := runOnce(cfg, name, b, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := b.Shutdown(ctx); err == nil {
+		err = serr
+	}
+	return t, err
+}
+
+// verdict prints whether the adaptive bulkhead made its point: it served at least a
+// quarter more than each of the other two, and fewer of its clients gave up waiting (as a
+// share of their requests) than of either other run's. (Not the served p99: on a machine
+// busy enough, a response that beat the deadline can be read after it.)
+func verdict(out io.Writer, cfg config, unprotected, guessed, found *tally) error {
+	rate := func(t *tally) float64 { return float64(len(t.served)) / t.elapsed.Seconds() }
+	gaveUp := func(t *tally) float64 {
+		n := len(t.served) + len(t.refused) + t.timedOut + t.gaveUp + t.failed
+		if n == 0 {
+			return 1
+		}
+		return float64(t.gaveUp) / float64(n)
+	}
+	best := max(rate(unprotected), rate(guessed))
+	fewest := min(gaveUp(unprotected), gaveUp(guessed))
+	fmt.Fprintf(out, "\nThe adaptive bulkhead settled at a limit of %d (the dependency serves %d at once).\n", found.limit, cfg.depCapacity)
+	if rate(found) >= 1.25*best && gaveUp(found) < fewest {
+		fmt.Fprintf(out, "Verdict: point made. Told nothing, the adaptive bulkhead served %.1fx the better of the other two (%.0f/s against %.0f/s),\n"+
+			"and %.0f%% of its clients gave up waiting against %.0f%% at best without it.\n",
+			rate(found)/best, rate(found), best, 100*gaveUp(found), 100*fewest)
+		return nil
+	}
+	fmt.Fprintf(out, "Verdict: POINT NOT MADE. The adaptive bulkhead served %.0f/s against %.0f/s for the better of the other two (it needs 1.25x),\n"+
+		"and %.0f%% of its clients gave up waiting against %.0f%% at best without it.\n",
+		rate(found), best, 100*gaveUp(found), 100*fewest)
+	return errPointNotMade
 }
 
 // dependency serves capacity calls at once, latency each; the others wait in line.
@@ -154,6 +210,7 @@ type tally struct {
 	firstErr    error           // the first of those
 	elapsed     time.Duration
 	peakBusy    int64 // most requests inside the handler at once
+	limit       int   // the bulkhead's Stats.ConcurrencyLimit at the end (0: none)
 }
 
 func (t *tally) add(o outcome, d time.Duration, gaveUp bool, err error) {
@@ -244,12 +301,19 @@ func runOnce(cfg config, name string, b *core.Bulkhead, out io.Writer) (*tally, 
 		}
 		served, refused, gaveUp := t.counts()
 		el := time.Since(start)
-		fmt.Fprintf(out, "\r%-12s %4.1fs  served %5d (%3.0f/s)  gave up %5d  refused %6d  in the handler now %3d",
-			name, el.Seconds(), served, float64(served)/el.Seconds(), gaveUp, refused, dep.inHandler.Load())
+		limit := ""
+		if b != nil {
+			limit = fmt.Sprintf("  limit %3d", b.Stats().ConcurrencyLimit)
+		}
+		fmt.Fprintf(out, "\r%-12s %4.1fs  served %5d (%3.0f/s)  gave up %5d  refused %6d  in the handler now %3d%s",
+			name, el.Seconds(), served, float64(served)/el.Seconds(), gaveUp, refused, dep.inHandler.Load(), limit)
 	}
 	fmt.Fprintln(out)
 	t.elapsed = time.Since(start)
 	t.peakBusy = dep.peak.Load()
+	if b != nil {
+		t.limit = b.Stats().ConcurrencyLimit
+	}
 	return t, nil
 }
 
@@ -285,7 +349,7 @@ func get(ctx context.Context, c *http.Client, url string) (outcome, error) {
 	return failed, fmt.Errorf("status %d: %.80s", resp.StatusCode, body)
 }
 
-func printSummary(out io.Writer, cfg config, runs ...*tally) {
+func printSummary(out io.Writer, cfg config, names []string, runs ...*tally) {
 	row := func(label string, f func(t *tally) string) {
 		fmt.Fprintf(out, "%-34s", label)
 		for _, t := range runs {
@@ -297,13 +361,7 @@ func printSummary(out io.Writer, cfg config, runs ...*tally) {
 		if len(ds) == 0 {
 			return "-"
 		}
-		ds = slices.Clone(ds)
-		slices.Sort(ds)
-		d := ds[min(len(ds)-1, int(q*float64(len(ds))))]
-		if d < time.Millisecond {
-			return fmt.Sprintf("%d µs", d.Microseconds())
-		}
-		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+		return fmtDur(quantile(ds, q))
 	}
 	total := func(t *tally) int { return len(t.served) + len(t.refused) + t.timedOut + t.gaveUp + t.failed }
 	// The circuit-open and timeout rows show only when some run had one: on a machine that
@@ -311,7 +369,11 @@ func printSummary(out io.Writer, cfg config, runs ...*tally) {
 	some := func(f func(t *tally) int) bool {
 		return slices.ContainsFunc(runs, func(t *tally) bool { return f(t) > 0 })
 	}
-	fmt.Fprintf(out, "%-34s%14s%14s\n", "", "unprotected", "bulkman")
+	fmt.Fprintf(out, "%-34s", "")
+	for _, n := range names {
+		fmt.Fprintf(out, "%14s", n)
+	}
+	fmt.Fprintln(out)
 	row("requests answered or abandoned", func(t *tally) string { return fmt.Sprint(total(t)) })
 	row("served", func(t *tally) string { return fmt.Sprint(len(t.served)) })
 	row("  per second (goodput)", func(t *tally) string {
@@ -329,9 +391,33 @@ func printSummary(out io.Writer, cfg config, runs ...*tally) {
 		row("bulkhead timed out (503)", func(t *tally) string { return fmt.Sprint(t.timedOut) })
 	}
 	row("most requests inside the handler", func(t *tally) string { return fmt.Sprint(t.peakBusy) })
+	row("limit at the end", func(t *tally) string {
+		if t.limit == 0 {
+			return "-"
+		}
+		return fmt.Sprint(t.limit)
+	})
 	for i, t := range runs {
 		if t.failed > 0 {
 			fmt.Fprintf(out, "run %d: %d other errors (a busy machine breaking connections?), the first: %v\n", i+1, t.failed, t.firstErr)
 		}
 	}
+}
+
+// quantile returns the q-quantile of ds (0 for none).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+// fmtDur prints d in µs below a millisecond, in ms with one decimal above.
+func fmtDur(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%d µs", d.Microseconds())
+	}
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
