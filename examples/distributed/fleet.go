@@ -72,12 +72,12 @@ type member struct {
 	counted  *countingStore // nil without shared state
 	m        *core.Manager
 	b        *core.Bulkhead
-	broken   atomic.Bool  // its path to the dependency is broken
+	broken   atomic.Bool // its path to the dependency is broken
 	// mayRefuse: it was broken during the current phase, so its own breaker may refuse
 	// its calls (set before broken, cleared when the phase ends).
 	mayRefuse atomic.Bool
-	opened   atomic.Int64 // unix nanoseconds of its last transition to isolated
-	opens    atomic.Int64 // transitions to isolated, its own or adopted
+	opened    atomic.Int64 // unix nanoseconds of its last transition to isolated
+	opens     atomic.Int64 // transitions to isolated, its own or adopted
 }
 
 // phase counts the calls of one stretch of the run.
