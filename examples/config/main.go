@@ -145,20 +145,20 @@ func run() error {
 	}
 
 	reports, _ := m.Get("reports")
-	// Six reports at once under max_concurrent_calls: 2.
+	// Six reports at once under max_concurrent_calls: 2, max_queue_size: 2.
 	ok, shed, err := burst(client, base, 6, reports, release)
 	if err != nil {
 		return err
 	}
 	before := reports.Stats()
-	fmt.Printf("6 reports at once, max_concurrent_calls %d: %d served, %d shed with 503\n",
-		before.MaxConcurrentCalls, ok, shed)
-	if ok != 2 || shed != 4 {
-		return fmt.Errorf("want 2 served and 4 shed, got %d and %d", ok, shed)
+	fmt.Printf("6 reports at once, max_concurrent_calls %d, max_queue_size %d: %d served, %d shed with 503\n",
+		before.MaxConcurrentCalls, before.MaxQueueSize, ok, shed)
+	if ok != 4 || shed != 2 {
+		return fmt.Errorf("want 4 served and 2 shed, got %d and %d", ok, shed)
 	}
 
 	// Raise the limit by rewriting the file, as an operator would; the watcher reloads.
-	edited := strings.Replace(bulkheadsYAML, "max_concurrent_calls: 2", "max_concurrent_calls: 5", 1)
+	edited := strings.Replace(bulkheadsYAML, "max_concurrent_calls: 2", "max_concurrent_calls: 3", 1)
 	if err := writeAtomically(path, edited); err != nil {
 		return err
 	}
@@ -180,8 +180,8 @@ func run() error {
 		return err
 	}
 	after := reports.Stats()
-	fmt.Printf("6 reports at once, max_concurrent_calls %d: %d served, %d shed with 503\n",
-		after.MaxConcurrentCalls, ok, shed)
+	fmt.Printf("6 reports at once, max_concurrent_calls %d, max_queue_size %d: %d served, %d shed with 503\n",
+		after.MaxConcurrentCalls, after.MaxQueueSize, ok, shed)
 	fmt.Printf("bulkhead %q over both bursts: %d executions (%d before the reload), %d rejected\n",
 		"reports", after.TotalExecutions, before.TotalExecutions, after.RejectedExecutions)
 	switch {
@@ -195,10 +195,11 @@ func run() error {
 }
 
 // burst sends n report requests at once. Once the rejections are back (so the route is
-// surely saturated, and b shows its limit in use), it releases the running reports and
-// counts the answers.
+// surely saturated, and b shows its limit and its queue in use), it releases the running
+// and the waiting reports and counts the answers.
 func burst(client *http.Client, base string, n int, b *core.Bulkhead, release chan<- struct{}) (ok, shed int, err error) {
-	limit := b.Config().MaxConcurrentCalls
+	cfg := b.Config()
+	limit, queue := cfg.MaxConcurrentCalls, cfg.MaxQueueSize
 	results := make(chan int, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -214,13 +215,13 @@ func burst(client *http.Client, base string, n int, b *core.Bulkhead, release ch
 			err = errors.Join(err, fmt.Errorf("report: status %d", status))
 		}
 	}
-	for range n - limit {
+	for range n - limit - queue {
 		count(<-results)
 	}
-	if active := b.Stats().ActiveTasks; active != limit && err == nil {
-		err = fmt.Errorf("want %d reports running, got %d", limit, active)
+	if s := b.Stats(); (s.ActiveTasks != limit || s.QueuedTasks != queue) && err == nil {
+		err = fmt.Errorf("want %d reports running and %d waiting, got %d and %d", limit, queue, s.ActiveTasks, s.QueuedTasks)
 	}
-	for range limit {
+	for range limit + queue {
 		select {
 		case release <- struct{}{}:
 		case <-time.After(10 * time.Second):

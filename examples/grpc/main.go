@@ -1,6 +1,6 @@
 // Command grpc serves two gRPC services over a loopback TCP listener, each guarded by its
 // own bulkhead, and drives one of them into rejection while the other keeps answering:
-// first by filling its bulkhead, then by opening its circuit (the server then sends the
+// first by filling its bulkhead and its queue, then by opening its circuit (the server then sends the
 // grpc-retry-pushback-ms trailer), and finally lets the circuit close again. It prints
 // what the client got and exits by itself after a few seconds.
 //
@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -63,11 +64,12 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// Two bulkheads, one per service. "testing" admits two calls at a time, queues none,
-	// and isolates the service for two seconds after three failures in a row.
+	// Two bulkheads, one per service. "testing" admits two calls at a time and lets two
+	// more wait (a burst of four is served; see docs/user-guide.md, "Choosing limits"), and
+	// isolates the service for two seconds after three failures in a row.
 	m := core.NewManager()
 	cfg := core.DefaultConfig("testing")
-	cfg.MaxConcurrentCalls, cfg.MaxQueueSize = 2, 0
+	cfg.MaxConcurrentCalls, cfg.MaxQueueSize = 2, 2
 	cfg.CircuitBreakerEnabled = true
 	cfg.FailureThreshold, cfg.SuccessThreshold = 3, 1
 	cfg.IsolationDuration = 2 * time.Second
@@ -92,7 +94,7 @@ func run() error {
 		grpc.ChainUnaryInterceptor(grpcmw.UnaryServerInterceptor(sel)),
 		grpc.ChainStreamInterceptor(grpcmw.StreamServerInterceptor(sel)),
 	)
-	svc := &testService{entered: make(chan struct{}, 2), release: make(chan struct{})}
+	svc := &testService{entered: make(chan struct{}, 4), release: make(chan struct{})}
 	testpb.RegisterTestServiceServer(srv, svc)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	served := make(chan error, 1)
@@ -119,9 +121,10 @@ func run() error {
 		fmt.Println("  health check (the other bulkhead) meanwhile:", resp.GetStatus())
 	}
 
-	fmt.Println("1. two slow calls take both permits of \"testing\"; a third is refused")
-	slow := make(chan error, 2)
-	for range 2 {
+	fmt.Println("1. two slow calls take both permits of \"testing\", two more wait in its queue; a fifth is refused")
+	held := cfg.MaxConcurrentCalls + cfg.MaxQueueSize
+	slow := make(chan error, held)
+	for range held {
 		go func() {
 			_, err := client.EmptyCall(ctx, &testpb.Empty{})
 			slow <- err
@@ -129,16 +132,20 @@ func run() error {
 	}
 	<-svc.entered
 	<-svc.entered
+	for testing.Stats().QueuedTasks < cfg.MaxQueueSize {
+		time.Sleep(time.Millisecond) // the other two are on their way into the queue
+	}
+	fmt.Println("  " + statsLine(testing))
 	_, err = client.EmptyCall(ctx, &testpb.Empty{})
-	report("third call", err, nil)
+	report("fifth call", err, nil)
 	checkHealth()
 	close(svc.release)
-	for range 2 {
+	for range held {
 		if err := <-slow; err != nil {
 			return fmt.Errorf("slow call: %w", err)
 		}
 	}
-	fmt.Println("  the slow calls finished:", statsLine(testing))
+	fmt.Println("  the slow calls finished, the queued ones too:", statsLine(testing))
 
 	fmt.Println("2. the service fails three times in a row; its circuit opens")
 	down := &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.Unavailable), Message: "backend down"}}
@@ -161,12 +168,21 @@ func run() error {
 	return nil
 }
 
-// report prints what a call got: its code, message and any pushback trailer.
+// report prints what a call got: its code, message, the details of a refusal and any
+// pushback trailer.
 func report(what string, err error, trailer metadata.MD) {
 	st := status.Convert(err)
 	line := fmt.Sprintf("  %s: %s", what, st.Code())
 	if st.Message() != "" {
 		line += fmt.Sprintf(" %q", st.Message())
+	}
+	for _, d := range st.Details() { // a bulkhead's refusal says so, and when to retry
+		switch d := d.(type) {
+		case *errdetails.ErrorInfo:
+			line += fmt.Sprintf(", %s/%s", d.GetDomain(), d.GetReason())
+		case *errdetails.RetryInfo:
+			line += fmt.Sprintf(", retry in %v", d.GetRetryDelay().AsDuration())
+		}
 	}
 	if v := trailer.Get("grpc-retry-pushback-ms"); len(v) > 0 {
 		line += ", trailer grpc-retry-pushback-ms=" + v[0]
@@ -176,6 +192,6 @@ func report(what string, err error, trailer metadata.MD) {
 
 func statsLine(b *core.Bulkhead) string {
 	s := b.Stats()
-	return fmt.Sprintf("%s: state=%s total=%d ok=%d failed=%d rejected=%d active=%d",
-		s.Name, s.State, s.TotalExecutions, s.SuccessfulExecutions, s.FailedExecutions, s.RejectedExecutions, s.ActiveTasks)
+	return fmt.Sprintf("%s: state=%s total=%d ok=%d failed=%d rejected=%d active=%d queued=%d",
+		s.Name, s.State, s.TotalExecutions, s.SuccessfulExecutions, s.FailedExecutions, s.RejectedExecutions, s.ActiveTasks, s.QueuedTasks)
 }

@@ -30,7 +30,10 @@ func run() error {
 	// timeout_seconds=10.0, circuit_breaker_enabled=True)
 	cfg := core.DefaultConfig("api_calls")
 	cfg.MaxConcurrentCalls = 5
-	cfg.MaxQueueSize = 0 // fail fast when busy, so the rejection below is immediate
+	// Five more callers may wait while five run: about one more round of the dependency's
+	// latency (docs/user-guide.md, "Choosing limits"). A queue lets the bulkhead serve a
+	// burst at its capacity; 0 would refuse every caller beyond the fifth of a burst.
+	cfg.MaxQueueSize = 5
 	cfg.Timeout = 10 * time.Second
 	cfg.CircuitBreakerEnabled = true
 	cfg.FailureThreshold = 3
@@ -59,12 +62,13 @@ func run() error {
 	}
 	fmt.Printf("2. success=%v error=%q\n", result.Success, result.Err)
 
-	// 3. A rejection: five calls hold every permit, the queue is 0, so the sixth is
-	// refused at once with ErrFull.
+	// 3. A rejection: five calls hold every permit and five more wait in the queue, so
+	// the eleventh is refused at once with ErrFull.
 	release := make(chan struct{})
-	started := make(chan struct{}, cfg.MaxConcurrentCalls)
+	started := make(chan struct{}, cfg.MaxConcurrentCalls+cfg.MaxQueueSize)
 	done := make(chan struct{})
-	for range cfg.MaxConcurrentCalls {
+	held := cfg.MaxConcurrentCalls + cfg.MaxQueueSize
+	for range held {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			_, _ = core.Execute(ctx, bulkhead, func(ctx context.Context) (string, error) {
@@ -77,10 +81,14 @@ func run() error {
 	for range cfg.MaxConcurrentCalls {
 		<-started
 	}
+	for bulkhead.Stats().QueuedTasks < cfg.MaxQueueSize {
+		time.Sleep(time.Millisecond) // the other five are on their way into the queue
+	}
 	_, err = core.Execute(ctx, bulkhead, func(ctx context.Context) (string, error) { return "never runs", nil })
-	fmt.Printf("3. rejected: %v (errors.Is ErrFull: %v)\n", err, errors.Is(err, core.ErrFull))
+	fmt.Printf("3. %d running, %d queued; rejected: %v (errors.Is ErrFull: %v)\n",
+		bulkhead.Stats().ActiveTasks, bulkhead.Stats().QueuedTasks, err, errors.Is(err, core.ErrFull))
 	close(release)
-	for range cfg.MaxConcurrentCalls {
+	for range held {
 		<-done
 	}
 
