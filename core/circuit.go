@@ -132,6 +132,7 @@ func (c *circuit) checkRateLocked(box *breakerBox) {
 	m := box.Metrics()
 	if n := m.Executions(); n >= box.minCalls && m.Failures()*100 >= box.rate*n {
 		box.Open()
+		c.syncLocked()
 	}
 }
 
@@ -275,8 +276,10 @@ func (c *circuit) release(probe uint64, o Outcome) {
 		}
 		if box.rate != 0 {
 			// A success can open it too: it may bring the count to MinimumCalls, and
-			// the window it slides may drop older successes.
+			// the window it slides may drop older successes. failsafe-go never moves
+			// by itself under this rule (see buildBreaker): only checkRateLocked does.
 			c.checkRateLocked(box)
+			return
 		}
 		c.syncLocked()
 	}

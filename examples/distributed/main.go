@@ -7,6 +7,15 @@
 //
 //	go run ./examples/distributed                          # a throwaway PostgreSQL
 //	DATABASE_URL=postgres://... go run ./examples/distributed
+//	go run ./examples/distributed -fleet                   # the full fleet run (3 minutes or so)
+//
+// Then it runs a fleet of ten replicas (fleet.go) and prints a table of measured targets:
+// a quorum keeps one broken replica from opening the fleet's circuit, a real outage makes
+// the fleet refuse within milliseconds, no store call is made on a request's path, a
+// database killed or stopped fails or delays no call, and the failure-rate rule opens
+// where the consecutive rule never does. It exits 1 when a target is missed. The default
+// run is short (for CI); -fleet runs the full fleet measurement alone (100 trials of a
+// broken replica, 50 outages, PostgreSQL stopped for 10s).
 //
 // Without DATABASE_URL it starts its own PostgreSQL server in a temporary directory
 // (internal/pgtest), which needs the PostgreSQL server binaries; it exits 1 with install
@@ -16,6 +25,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -28,7 +38,9 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	full := flag.Bool("fleet", false, "run the full fleet measurement only (a few minutes)")
+	flag.Parse()
+	if err := run(*full); err != nil {
 		fmt.Fprintln(os.Stderr, "distributed:", err)
 		if errors.Is(err, pgtest.ErrNoPostgres) {
 			fmt.Fprintln(os.Stderr, "Install PostgreSQL (Debian/Ubuntu: apt-get install -y postgresql; macOS: brew install postgresql),\nor point DATABASE_URL at a database you may create a table in.")
@@ -81,13 +93,23 @@ func (r *replica) state() core.State {
 	return b.State()
 }
 
-func run() error {
+func run(full bool) error {
 	ctx := context.Background()
 	srv, err := pgtest.Start(ctx)
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
+	if !full {
+		if err := demo(ctx, srv); err != nil {
+			return err
+		}
+	}
+	return runFleet(ctx, srv, full)
+}
+
+// demo shows two replicas sharing a circuit.
+func demo(ctx context.Context, srv *pgtest.Server) error {
 	where := "a throwaway PostgreSQL server"
 	if srv.External() {
 		where = "DATABASE_URL"

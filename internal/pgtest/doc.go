@@ -6,7 +6,10 @@
 // socket directory and its log file inside that temporary directory. The server trades
 // durability for speed (fsync off) and trusts every local connection: it is for tests only.
 // [Server.Kill] and [Server.Restart] stop it abruptly and start it again on the same port and
-// data directory, so that fault-injection tests can watch clients lose and regain it.
+// data directory, so that fault-injection tests can watch clients lose and regain it;
+// [Server.Crash] kills every process of it at once, as kill -9 would, and [Server.Pause]
+// and [Server.Resume] freeze it (SIGSTOP) and let it go on, for a database that hangs
+// rather than refuses (Linux only).
 //
 // # Running as root
 //

@@ -49,3 +49,31 @@ func (s *Server) resumeLocked() {
 	thaw(s.paused)
 	s.paused = nil
 }
+
+// Crash kills the server as kill -9 would, or the OOM killer, or a power cut to a
+// container: the postmaster and every process it forked get SIGKILL at once and run no
+// code after it (unlike [Server.Kill], an immediate shutdown that the postmaster carries
+// out). Crash waits until they are gone. The data directory and the port number are kept
+// for [Server.Restart], which then runs crash recovery. Crash on a server that is not
+// running does nothing. Safe for concurrent use.
+//
+// Errors: the Server is external or stopped, or the platform cannot enumerate the
+// postmaster's children (only Linux can).
+func (s *Server) Crash() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLocal("crash"); err != nil {
+		return err
+	}
+	p := s.proc
+	if p == nil {
+		return nil
+	}
+	s.paused = nil // SIGKILL needs no SIGCONT
+	if err := killTree(p.cmd.Process.Pid); err != nil {
+		return err
+	}
+	<-p.done
+	s.proc = nil
+	return nil
+}

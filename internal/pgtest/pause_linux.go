@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 var errNotRunning = errors.New("pgtest: the server is not running")
@@ -63,4 +64,41 @@ func childrenOf(ppid int) ([]int, error) {
 		}
 	}
 	return pids, nil
+}
+
+// killTree stops the postmaster (so that it forks nothing more), SIGKILLs every process it
+// forked and then itself, and waits until the children are gone (exited, or zombies whose
+// resources are released), so that a new postmaster finds no process attached to the old
+// shared memory.
+func killTree(postmaster int) error {
+	if err := syscall.Kill(postmaster, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("pgtest: crash: %w", err)
+	}
+	children, err := childrenOf(postmaster)
+	if err != nil {
+		_ = syscall.Kill(postmaster, syscall.SIGCONT)
+		return fmt.Errorf("pgtest: crash: %w", err)
+	}
+	for _, pid := range children {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	_ = syscall.Kill(postmaster, syscall.SIGKILL)
+	deadline := time.Now().Add(killGrace)
+	for _, pid := range children {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// alive reports whether pid runs (a zombie does not: it holds nothing but its entry).
+func alive(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+	fields := strings.Fields(rest)
+	return len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }

@@ -12,3 +12,5 @@ func freeze(int) ([]int, error) {
 }
 
 func thaw([]int) {}
+
+func killTree(int) error { return errors.New("pgtest: crash needs Linux") }

@@ -67,3 +67,36 @@ func TestPauseErrors(t *testing.T) {
 	require.NoError(t, s.Stop())
 	assert.ErrorContains(t, s.Pause(), "stopped")
 }
+
+func TestCrashAndRestart(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Crash needs Linux")
+	}
+	s := local(t)
+	ctx := context.Background()
+	open, err := pgx.Connect(ctx, s.URL())
+	require.NoError(t, err)
+	defer open.Close(ctx)
+	_, err = open.Exec(ctx, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+	require.NoError(t, err)
+
+	require.NoError(t, s.Crash())
+	require.NoError(t, s.Crash(), "a crashed server: nothing to do")
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = open.Exec(qctx, "SELECT 1")
+	cancel()
+	assert.Error(t, err, "the open connection is broken")
+	_, err = queryInt(ctx, s.URL(), "SELECT 1")
+	assert.Error(t, err, "nothing listens")
+
+	require.NoError(t, s.Restart(ctx))
+	n, err := queryInt(ctx, s.URL(), "SELECT n FROM kept")
+	require.NoError(t, err)
+	assert.Equal(t, 42, n, "committed data survives the crash")
+
+	require.NoError(t, s.Pause())
+	require.NoError(t, s.Crash(), "a paused server crashes too")
+	require.NoError(t, s.Restart(ctx))
+	_, err = queryInt(ctx, s.URL(), "SELECT 1")
+	require.NoError(t, err)
+}
