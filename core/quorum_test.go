@@ -213,3 +213,34 @@ func TestMemoryStoreQuorum(t *testing.T) {
 		assert.Equal(t, core.StatusOpen, rec.Status)
 	})
 }
+
+// TestQuorumLoneOpenerProbesForItself: the shared record stays CLOSED while a replica
+// opens alone; once its isolation is over, neither the poll nor a peer's notification of
+// that old CLOSED closes it: it probes for itself, and one failed probe opens it again.
+func TestQuorumLoneOpenerProbesForItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := core.NewMemoryStore()
+		var bs []*core.Bulkhead
+		var rs []*core.MemoryStore
+		for range 3 {
+			r, err := mem.Replica(3)
+			require.NoError(t, err)
+			rs = append(rs, r)
+			bs = append(bs, replica(t, r, time.Second))
+		}
+		// An earlier fleet-wide cycle left a CLOSED record.
+		_, err := rs[1].Save(context.Background(), core.CircuitRecord{Name: "api", Status: core.StatusClosed, UpdatedAt: time.Now()})
+		require.NoError(t, err)
+		time.Sleep(time.Minute)
+
+		trip(t, bs[0])
+		time.Sleep(isolation + 3*time.Second) // three polls read the old CLOSED
+		synctest.Wait()
+		assert.Equal(t, "DHH", states(bs), "still half-open: waiting for its own probe")
+
+		ran, err := runs(bs[0], fail)
+		require.NoError(t, err)
+		assert.True(t, ran, "the probe")
+		assert.Equal(t, "IHH", states(bs), "one failed probe re-opens it")
+	})
+}
