@@ -2,6 +2,8 @@ package core_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -243,4 +245,33 @@ func TestQuorumLoneOpenerProbesForItself(t *testing.T) {
 		assert.True(t, ran, "the probe")
 		assert.Equal(t, "IHH", states(bs), "one failed probe re-opens it")
 	})
+}
+
+// Three replicas over one MemoryStore, as three processes over one database, with a
+// quorum of two: the first replica to open stays alone; the second opens the fleet.
+func ExampleMemoryStore_Replica() {
+	mem := core.NewMemoryStore()
+	var fleet []*core.Bulkhead
+	for range 3 {
+		r, _ := mem.Replica(2)
+		cfg := core.DefaultConfig("payments")
+		cfg.CircuitBreakerEnabled = true
+		cfg.FailureThreshold = 1
+		b, _ := core.New(cfg, core.WithCircuitStore(r))
+		defer b.Shutdown(context.Background())
+		fleet = append(fleet, b)
+	}
+	fail := func(context.Context) (int, error) { return 0, errors.New("no route to host") }
+
+	_, _ = core.Execute(context.Background(), fleet[0], fail)
+	time.Sleep(10 * time.Millisecond) // a peer's notification would have come
+	fmt.Println(fleet[0].State(), fleet[1].State(), fleet[2].State())
+	_, _ = core.Execute(context.Background(), fleet[1], fail)
+	for fleet[2].State() != core.Isolated { // the MemoryStore notifies at once; the replica adopts on its goroutine
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println(fleet[0].State(), fleet[1].State(), fleet[2].State())
+	// Output:
+	// isolated healthy healthy
+	// isolated isolated isolated
 }
