@@ -38,6 +38,7 @@ type circuit struct {
 	probesOut int    // probe permits of the current round not yet released
 	owed      int    // probe permits of the current round given back without a verdict
 	isolation time.Duration
+	opened    time.Duration         // when the circuit last went OPEN (a clock offset)
 	openErr   atomic.Pointer[Error] // cached refusal, so rejections do not allocate
 	busyErr   *Error                // refusal while every half-open probe is taken
 
@@ -313,6 +314,7 @@ func (c *circuit) syncLocked() {
 func (c *circuit) transitionLocked(from, to circuitStatus, until time.Duration, remote bool) {
 	switch to {
 	case statusOpen:
+		c.opened = c.clock.now()
 		// open-until first: a lock-free reader that sees OPEN must see its end time.
 		c.openUntil.Store(int64(until))
 		c.openErr.Store(nil)
@@ -348,7 +350,8 @@ func (c *circuit) transitionLocked(from, to circuitStatus, until time.Duration, 
 
 // adopt applies a record a peer saved (or the stored record at start). A live OPEN is
 // adopted with the peer's end time; a CLOSED is adopted unless this process's own
-// isolation still runs; HALF_OPEN is ignored (each process probes for itself). Adopted
+// isolation still runs or it was written before this circuit opened; HALF_OPEN is
+// ignored (each process probes for itself). Adopted
 // transitions are marked remote, so they are not written back.
 func (c *circuit) adopt(rec CircuitRecord) {
 	now := time.Now()
@@ -375,6 +378,13 @@ func (c *circuit) adopt(rec CircuitRecord) {
 		c.transitionLocked(cur, statusOpen, until, true)
 	case StatusClosed:
 		if cur == statusClosed || (cur == statusOpen && int64(c.clock.now()) < c.openUntil.Load()) {
+			return
+		}
+		if c.clock.offset(rec.UpdatedAt) < c.opened {
+			// Written before this circuit opened (a peer's recovery from an earlier
+			// opening, or, under a quorum, the fleet's record while this replica opened
+			// alone): it says nothing of the dependency since. The circuit probes for
+			// itself.
 			return
 		}
 		c.breaker().Close()

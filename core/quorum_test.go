@@ -2,6 +2,8 @@ package core_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -212,4 +214,64 @@ func TestMemoryStoreQuorum(t *testing.T) {
 		assert.True(t, ok, "replicas share the records")
 		assert.Equal(t, core.StatusOpen, rec.Status)
 	})
+}
+
+// TestQuorumLoneOpenerProbesForItself: the shared record stays CLOSED while a replica
+// opens alone; once its isolation is over, neither the poll nor a peer's notification of
+// that old CLOSED closes it: it probes for itself, and one failed probe opens it again.
+func TestQuorumLoneOpenerProbesForItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := core.NewMemoryStore()
+		var bs []*core.Bulkhead
+		var rs []*core.MemoryStore
+		for range 3 {
+			r, err := mem.Replica(3)
+			require.NoError(t, err)
+			rs = append(rs, r)
+			bs = append(bs, replica(t, r, time.Second))
+		}
+		// An earlier fleet-wide cycle left a CLOSED record.
+		_, err := rs[1].Save(context.Background(), core.CircuitRecord{Name: "api", Status: core.StatusClosed, UpdatedAt: time.Now()})
+		require.NoError(t, err)
+		time.Sleep(time.Minute)
+
+		trip(t, bs[0])
+		time.Sleep(isolation + 3*time.Second) // three polls read the old CLOSED
+		synctest.Wait()
+		assert.Equal(t, "DHH", states(bs), "still half-open: waiting for its own probe")
+
+		ran, err := runs(bs[0], fail)
+		require.NoError(t, err)
+		assert.True(t, ran, "the probe")
+		assert.Equal(t, "IHH", states(bs), "one failed probe re-opens it")
+	})
+}
+
+// Three replicas over one MemoryStore, as three processes over one database, with a
+// quorum of two: the first replica to open stays alone; the second opens the fleet.
+func ExampleMemoryStore_Replica() {
+	mem := core.NewMemoryStore()
+	var fleet []*core.Bulkhead
+	for range 3 {
+		r, _ := mem.Replica(2)
+		cfg := core.DefaultConfig("payments")
+		cfg.CircuitBreakerEnabled = true
+		cfg.FailureThreshold = 1
+		b, _ := core.New(cfg, core.WithCircuitStore(r))
+		defer b.Shutdown(context.Background())
+		fleet = append(fleet, b)
+	}
+	fail := func(context.Context) (int, error) { return 0, errors.New("no route to host") }
+
+	_, _ = core.Execute(context.Background(), fleet[0], fail)
+	time.Sleep(10 * time.Millisecond) // a peer's notification would have come
+	fmt.Println(fleet[0].State(), fleet[1].State(), fleet[2].State())
+	_, _ = core.Execute(context.Background(), fleet[1], fail)
+	for fleet[2].State() != core.Isolated { // the MemoryStore notifies at once; the replica adopts on its goroutine
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println(fleet[0].State(), fleet[1].State(), fleet[2].State())
+	// Output:
+	// isolated healthy healthy
+	// isolated isolated isolated
 }
