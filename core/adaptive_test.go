@@ -230,7 +230,10 @@ func assertWithin(t *testing.T, name string, p phase, capacity int, p99 time.Dur
 	t.Logf("%s: limits %v", name, compress(p.limits))
 	assert.GreaterOrEqual(t, p.goodput, 0.95, "%s: goodput", name)
 	assert.LessOrEqual(t, p.p99, p99, "%s: served p99", name)
-	assert.LessOrEqual(t, p.peak, capacity*3/2, "%s: peak inside the dependency", name)
+	// At a capacity of 2, 1.5x leaves no room for the one step above capacity+1 that a
+	// limit probing upward takes before the latency it sees pulls it back (about one run
+	// in twenty of the moving-capacity simulation reaches 4); allow capacity+2 there.
+	assert.LessOrEqual(t, p.peak, max(capacity*3/2, capacity+2), "%s: peak inside the dependency", name)
 }
 
 func TestAdaptiveFindsCapacityUnderOverload(t *testing.T) {
