@@ -621,32 +621,13 @@ func TestAdaptiveHammer(t *testing.T) {
 		}
 	})
 
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 43))
-			for i := range calls / workers {
-				k := (w + i) % 2
-				hammerOnce(bulkheads[k], tallies[k], rng)
-			}
-		})
-	}
-	wg.Wait()
+	hammerBoth(bulkheads, tallies, workers, calls, 43)
 	close(stop)
 	background.Wait()
 
 	for k, b := range bulkheads {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		require.NoError(t, b.Shutdown(ctx), "every permit comes back, abandoned ones included")
-		cancel()
-		s := b.Stats()
 		tl := tallies[k]
-		assertIdle(t, s)
-		assert.Equal(t, tl.succeeded.Load(), s.SuccessfulExecutions, "%s: successful", b.Name())
-		assert.Equal(t, tl.failed.Load(), s.FailedExecutions, "%s: failed", b.Name())
-		assert.Equal(t, tl.rejected.Load(), s.RejectedExecutions, "%s: rejected", b.Name())
-		assert.Equal(t, tl.timedOut.Load(), s.TimedOutExecutions, "%s: timed out", b.Name())
-		assert.Equal(t, s.SuccessfulExecutions+s.FailedExecutions, s.TotalExecutions, "%s: total", b.Name())
+		s := shutdownAndMatch(t, b, tl)
 		assert.LessOrEqual(t, tl.mostRunning.Load(), int32(8), "%s: never more than the ceiling at once", b.Name())
 		assert.Positive(t, s.SuccessfulExecutions, "%s: the mix has successes", b.Name())
 		assert.Positive(t, tl.full.Load(), "%s: the mix has ErrFull", b.Name())

@@ -108,32 +108,13 @@ func TestHammer(t *testing.T) {
 		})
 	}
 
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 42))
-			for i := range calls / workers {
-				k := (w + i) % 2
-				hammerOnce(bulkheads[k], tallies[k], rng)
-			}
-		})
-	}
-	wg.Wait()
+	hammerBoth(bulkheads, tallies, workers, calls, 42)
 	close(stop)
 	readers.Wait()
 
 	for k, b := range bulkheads {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		require.NoError(t, b.Shutdown(ctx), "every permit comes back, abandoned ones included")
-		cancel()
-		s := b.Stats()
 		tl := tallies[k]
-		assertIdle(t, s)
-		assert.Equal(t, tl.succeeded.Load(), s.SuccessfulExecutions, "%s: successful", b.Name())
-		assert.Equal(t, tl.failed.Load(), s.FailedExecutions, "%s: failed", b.Name())
-		assert.Equal(t, tl.rejected.Load(), s.RejectedExecutions, "%s: rejected", b.Name())
-		assert.Equal(t, tl.timedOut.Load(), s.TimedOutExecutions, "%s: timed out", b.Name())
-		assert.Equal(t, s.SuccessfulExecutions+s.FailedExecutions, s.TotalExecutions, "%s: total", b.Name())
+		s := shutdownAndMatch(t, b, tl)
 		assert.LessOrEqual(t, tl.mostRunning.Load(), int32(s.MaxConcurrentCalls), "%s: never more than MaxConcurrentCalls at once", b.Name())
 		t.Logf("%s: %d ok, %d failed (%d panics, %d timed out), %d rejected (%d full, %d open, %d queue timeouts), %d callers gave up; most at once %d",
 			b.Name(), s.SuccessfulExecutions, s.FailedExecutions, tl.panics.Load(), s.TimedOutExecutions,
@@ -153,6 +134,39 @@ func invariantsHold(s core.Stats) bool {
 	return s.TotalExecutions == s.SuccessfulExecutions+s.FailedExecutions+int64(s.ActiveTasks) &&
 		s.ActiveTasks >= 0 && s.AbandonedTasks >= 0 && s.ActiveTasks+s.AbandonedTasks <= s.MaxConcurrentCalls &&
 		s.InFlightCount >= 0 && s.InFlightCount <= s.MaxConcurrentCalls+s.MaxQueueSize
+}
+
+// hammerBoth has workers make calls between them, alternating between the two
+// bulkheads, each worker with its own random sequence drawn from seed.
+func hammerBoth(bulkheads []*core.Bulkhead, tallies []*tally, workers, calls int, seed uint64) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), seed))
+			for i := range calls / workers {
+				k := (w + i) % 2
+				hammerOnce(bulkheads[k], tallies[k], rng)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// shutdownAndMatch shuts b down, waiting for every permit, and checks that its Stats are
+// idle and match what the callers saw, call for call. It returns the final Stats.
+func shutdownAndMatch(t *testing.T, b *core.Bulkhead, tl *tally) core.Stats {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, b.Shutdown(ctx), "every permit comes back, abandoned ones included")
+	s := b.Stats()
+	assertIdle(t, s)
+	assert.Equal(t, tl.succeeded.Load(), s.SuccessfulExecutions, "%s: successful", b.Name())
+	assert.Equal(t, tl.failed.Load(), s.FailedExecutions, "%s: failed", b.Name())
+	assert.Equal(t, tl.rejected.Load(), s.RejectedExecutions, "%s: rejected", b.Name())
+	assert.Equal(t, tl.timedOut.Load(), s.TimedOutExecutions, "%s: timed out", b.Name())
+	assert.Equal(t, s.SuccessfulExecutions+s.FailedExecutions, s.TotalExecutions, "%s: total", b.Name())
+	return s
 }
 
 // hammerOnce makes one call of a random kind and tallies what the caller saw.
