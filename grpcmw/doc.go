@@ -32,6 +32,11 @@
 // RetryAfter, an errdetails.RetryInfo; its message is the same for every refusal of a kind.
 // A server refusing with a RetryAfter also sends the grpc-retry-pushback-ms trailer.
 //
+// Priorities and tenants order a bulkhead's queue (see core.WithPriority). The client
+// interceptors send the context's as metadata (PriorityKey, TenantKey); a server takes
+// them from its callers only with WithTrustedMetadata, and WithPriorityFunc derives them
+// from the RPC itself (its authenticated peer, an API key in its metadata, its method).
+//
 // For the circuit, the codes Unknown, DeadlineExceeded, Internal, Unavailable and DataLoss
 // and a panic are failures, other codes are answers, and an RPC its caller cancelled is
 // neutral; WithFailureCodes changes the codes.

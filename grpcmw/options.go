@@ -11,8 +11,9 @@ import (
 )
 
 // Option configures an interceptor: WithStatus (what a refused caller gets),
-// WithFailureCodes (what counts against the circuit) and WithTrustedMetadata (whether a
-// server takes priorities and tenants from its callers). Options are applied once, when the
+// WithFailureCodes (what counts against the circuit), WithTrustedMetadata (whether a
+// server takes priorities and tenants from its callers) and WithPriorityFunc (how a server
+// derives them from the RPC). Options are applied once, when the
 // interceptor is built, so they cost nothing per call; later options override earlier ones,
 // and a nil Option is ignored. The same options may be given to the server and the client
 // constructors, and an Option may be reused.
@@ -27,6 +28,8 @@ type options struct {
 	failures uint32
 	// trustMetadata: servers read the priority and tenant from incoming metadata.
 	trustMetadata bool
+	// priorityFunc, when set, gives servers each RPC's priority and tenant.
+	priorityFunc func(ctx context.Context, fullMethod string) (core.Priority, string)
 }
 
 // defaultFailureCodes are the codes that say the dependency itself is failing or too slow,

@@ -26,14 +26,17 @@ const (
 
 // WithTrustedMetadata makes the server interceptors take each RPC's priority and tenant
 // from its incoming metadata (PriorityKey, TenantKey) and put them in the context the
-// bulkhead and the handler see, replacing what the context carried. Without it the
-// server ignores them: every RPC is core.PriorityNormal, tenant "".
+// bulkhead and the handler see, replacing what the context carried. Without it (and
+// without WithPriorityFunc) the server ignores them: every RPC is core.PriorityNormal,
+// tenant "".
 //
 // Trust: a priority from the network lets any caller jump the queue and push other
 // callers' RPCs out of it, and a tenant from the network lets a caller spread its flood
 // over made-up tenants or hide in another's share. Use it only when every caller that can
 // reach the server is trusted to set them (services of one system behind an
-// authenticating proxy or mTLS), or when a proxy in front strips and sets these keys.
+// authenticating proxy or mTLS), or when a proxy in front strips and sets these keys; for
+// RPCs from the open internet, derive them from what the server has authenticated with
+// WithPriorityFunc instead.
 //
 // An RPC without a usable PriorityKey may carry failsafe-go's priority instead, as
 // failsafegrpc's NewUnaryClientInterceptorWithLevel sends it: x-failsafe-level (0 to 499),
@@ -52,12 +55,45 @@ func WithTrustedMetadata() Option {
 	return func(o *options) { o.trustMetadata = true }
 }
 
-// inbound returns ctx with the priority and tenant of the RPC's incoming metadata, when
-// the server trusts them.
-func (o *options) inbound(ctx context.Context) context.Context {
-	if !o.trustMetadata {
-		return ctx
+// WithPriorityFunc makes the server interceptors rank each RPC by what f returns for it:
+// its priority and its tenant (for example the identity of its authenticated peer, or the
+// owner of an API key in its metadata, and a priority by method). f runs before the
+// bulkhead is asked, for every RPC (also those the Selector leaves unguarded), on the
+// RPC's goroutine, with the RPC's context and its full method name ("/pkg.Service/Method");
+// it must be quick and safe for concurrent use, and must not keep ctx. With
+// WithTrustedMetadata as well, f sees the metadata's values already in ctx
+// (core.PriorityFrom(ctx)), and what it returns replaces them. The bulkhead and the
+// handler see what f returns. A priority out of range is clamped, as by core.WithPriority;
+// an empty tenant means none. A nil f is ignored. The client interceptors ignore this
+// option.
+//
+// Trust: f decides who may jump the queue, so derive its answer from what the server has
+// verified (the peer's certificate, a checked token or key), not from what any caller may
+// claim.
+func WithPriorityFunc(f func(ctx context.Context, fullMethod string) (p core.Priority, tenant string)) Option {
+	return func(o *options) {
+		if f != nil {
+			o.priorityFunc = f
+		}
 	}
+}
+
+// inbound returns ctx with the priority and tenant of the RPC of fullMethod as the options
+// give them: from its incoming metadata when the server trusts it, then from the priority
+// function.
+func (o *options) inbound(ctx context.Context, fullMethod string) context.Context {
+	if o.trustMetadata {
+		ctx = o.trusted(ctx)
+	}
+	if f := o.priorityFunc; f != nil {
+		p, tenant := f(ctx, fullMethod)
+		ctx = core.WithTenant(core.WithPriority(ctx, p), tenant)
+	}
+	return ctx
+}
+
+// trusted returns ctx with the priority and tenant of the RPC's incoming metadata.
+func (o *options) trusted(ctx context.Context) context.Context {
 	prioritySet := false
 	if v := metadata.ValueFromIncomingContext(ctx, PriorityKey); len(v) > 0 {
 		if p, ok := callclass.ParsePriority(v[0]); ok {

@@ -32,7 +32,8 @@ import (
 // whatever it returned (see core.Permit.Release).
 //
 // With WithTrustedMetadata, the RPC's priority and tenant come from its metadata (see
-// PriorityKey); otherwise the bulkhead sees the context's, normally none.
+// PriorityKey), and with WithPriorityFunc from the function, which has the last word;
+// otherwise the bulkhead sees the context's, normally none.
 //
 // The interceptor is safe for concurrent use.
 func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterceptor {
@@ -41,7 +42,7 @@ func UnaryServerInterceptor(sel Selector, opts ...Option) grpc.UnaryServerInterc
 		sel = Always(nil)
 	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx = o.inbound(ctx)
+		ctx = o.inbound(ctx, info.FullMethod)
 		b := sel(ctx, info.FullMethod)
 		if b == nil {
 			return handler(ctx, req)
@@ -82,7 +83,7 @@ func StreamServerInterceptor(sel Selector, opts ...Option) grpc.StreamServerInte
 		sel = Always(nil)
 	}
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx := o.inbound(ss.Context())
+		ctx := o.inbound(ss.Context(), info.FullMethod)
 		if ctx != ss.Context() {
 			ss = &serverStream{ServerStream: ss, ctx: ctx}
 		}
