@@ -76,6 +76,9 @@ func (b *Bulkhead) admit(ctx context.Context, timeout time.Duration, timed func(
 func (b *Bulkhead) full(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx) (*slot, error) {
 	l := &b.ledger
 	prio, tenant := classOf(ctx)
+	if l.adapt != nil && l.tenantRoomLocked(prio, tenant) {
+		return b.queue(ctx, probe, timeout, timed, prio, tenant)
+	}
 	v := l.waiting.victim(prio, tenant)
 	l.rejected++ // this call, or the waiter it displaces
 	if v == nil {
@@ -90,9 +93,14 @@ func (b *Bulkhead) full(ctx context.Context, probe uint64, timeout time.Duration
 // enqueue queues a call that cannot start at once, unless its priority's share of the
 // queue is used up (waitQueue.shed). It is called with the ledger's lock held.
 func (b *Bulkhead) enqueue(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx) (*slot, error) {
-	l := &b.ledger
 	prio, tenant := classOf(ctx)
-	if l.waiting.shed(prio, l.capacity-l.maxActive) {
+	return b.queue(ctx, probe, timeout, timed, prio, tenant)
+}
+
+// queue is enqueue for a call whose priority and tenant are known.
+func (b *Bulkhead) queue(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx, prio Priority, tenant string) (*slot, error) {
+	l := &b.ledger
+	if l.waiting.shed(prio, max(l.capacity-l.maxActive, l.queued)) {
 		l.rejected++
 		l.mu.Unlock()
 		b.circuitNeutral(probe)

@@ -175,6 +175,35 @@ func (l *ledger) applyLimitLocked() {
 	}
 }
 
+// tenantPlaces is how many queue places each tenant with waiters needs for the queue to
+// serve the tenants in turn: a tenant that sends exactly its share has a backlog of one or
+// two when its turn comes, and the call that arrives meanwhile needs a place too.
+const tenantPlaces = 3
+
+// tenantRoomLocked reports whether an adaptive bulkhead whose queue is at its bound may
+// still queue a call of priority p and tenant, beyond the bound: when at least two tenants
+// wait at p (the call's own counted), the call's tenant has fewer than tenantPlaces
+// waiters at p, and the queue holds fewer than tenantPlaces per tenant waiting at p and
+// fewer than MaxQueueSize. Calls without tenants never pass the bound.
+//
+// The adaptive bound (a fraction of the limit) keeps waits short, but it may be fewer
+// places than the tenants waiting need: with 5 tenants behind a limit of 10, 5 places
+// leave a tenant that sends exactly its share no room for the call that arrives while
+// its last one waits, and tenants within their share push each other's calls out. The
+// places added here go only to tenants with a short line, so a tenant that floods still
+// waits within the bound, and a call waits at most about tenantPlaces turns of each
+// tenant waiting.
+func (l *ledger) tenantRoomLocked(p Priority, tenant string) bool {
+	if l.queued >= l.maxQueue {
+		return false
+	}
+	mine, tenants := l.waiting.tenantLine(p, tenant)
+	if mine == 0 {
+		tenants++
+	}
+	return tenants > 1 && mine < tenantPlaces && l.queued < tenantPlaces*tenants
+}
+
 func (l *ledger) pushLocked(w *waiter, p Priority, tenant string) {
 	l.queued++
 	l.waiting.push(w, p, tenant)

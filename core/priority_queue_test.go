@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -262,5 +263,69 @@ func TestPriorityDisplacedWhileTimed(t *testing.T) {
 		assertIdle(t, s)
 		assert.EqualValues(t, 1, s.RejectedExecutions)
 		assert.Zero(t, s.TimedOutExecutions)
+	})
+}
+
+// TestAdaptiveTenantPlaces checks the places an adaptive bulkhead adds beyond its queue
+// bound for tenants with a short line: up to three per tenant waiting, never for a
+// tenant with three waiters, never for calls without tenants, never past MaxQueueSize.
+func TestAdaptiveTenantPlaces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBulkhead(t, func(c *core.Config) {
+			// Limit 2; the bound is ceil(2 x 0.5) = 1 place.
+			c.MaxConcurrentCalls, c.MaxQueueSize = 2, 7
+			c.Adaptive = &core.AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 2}
+		})
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		call := func(tenant string) <-chan error {
+			ch := make(chan error, 1)
+			ctx := context.Background()
+			if tenant != "-" {
+				ctx = core.WithTenant(ctx, tenant)
+			}
+			wg.Go(func() {
+				_, err := core.Execute(ctx, b, func(context.Context) (int, error) { <-release; return 0, nil })
+				ch <- err
+			})
+			synctest.Wait()
+			return ch
+		}
+		refused := func(ch <-chan error) bool {
+			select {
+			case err := <-ch:
+				return errors.Is(err, core.ErrFull)
+			default:
+				return false
+			}
+		}
+		call("a")
+		call("a") // both permits held
+		var waiting []<-chan error
+		steps := []struct {
+			tenant  string
+			refused bool
+		}{
+			{"-", false}, // the bound's one place, tenant ""
+			{"-", true},  // "" alone: the bound holds
+			{"a", false}, // two tenants wait: up to 6 places
+			{"a", false}, //
+			{"a", false}, // a has three
+			{"a", true},  // a's fourth: no place, and a has the most: refused
+			{"b", false}, // three tenants: up to 9 places, but MaxQueueSize is 7
+			{"b", false}, // 6 waiting
+			{"c", false}, // 7 waiting: MaxQueueSize
+			{"d", false}, // full: d displaces a's newest
+		}
+		for i, s := range steps {
+			ch := call(s.tenant)
+			assert.Equal(t, s.refused, refused(ch), "step %d (%s)", i, s.tenant)
+			waiting = append(waiting, ch)
+		}
+		assert.True(t, refused(waiting[4]), "d took the place of a's newest")
+		assert.Equal(t, 7, b.Stats().QueuedTasks)
+		close(release)
+		wg.Wait()
+		assertIdle(t, b.Stats())
 	})
 }

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -168,5 +169,79 @@ func TestSimTenantFlood(t *testing.T) {
 			assert.GreaterOrEqual(t, float64(flooded.served), 0.95*float64(base.served), "the flood costs the others at most 5%")
 		}
 		assert.Less(t, float64(fifo.served), 0.8*float64(base.served), "without tenants the flood costs them much more")
+	}
+}
+
+// TestSimTenantFloodAdaptive is TestSimTenantFlood under an adaptive limit, against a
+// dependency that serves 8 calls at once (20ms each) and queues the rest: the limit finds
+// about 8 to 10, so its queue bound (half the limit by default) is about 5 places for 5
+// tenants. The bulkhead then lets tenants with a short line wait beyond the bound, up to
+// three places per tenant waiting (and MaxQueueSize), so that the four tenants at their
+// fair share keep at least 95% of their goodput, with the default QueuePerLimit and with
+// the bench's 2.
+func TestSimTenantFloodAdaptive(t *testing.T) {
+	const fair = 80 // calls/s
+	run := func(t *testing.T, adaptive core.AdaptiveConfig, flood bool) (good, flooder *simTally) {
+		good, flooder = new(simTally), new(simTally)
+		synctest.Test(t, func(t *testing.T) {
+			dep := &simDep{}
+			dep.set(simLimit, simLatency)
+			b := newBulkhead(t, func(c *core.Config) {
+				c.MaxConcurrentCalls, c.MaxQueueSize = 2*simLimit, 2*simLimit
+				c.Adaptive = &adaptive
+			})
+			end := time.Now().Add(simRun)
+			var wg sync.WaitGroup
+			send := func(name string, rate int, tl *simTally) {
+				ctx := core.WithTenant(context.Background(), name)
+				interval := time.Second / time.Duration(rate)
+				for time.Now().Before(end) {
+					wg.Go(func() {
+						start := time.Now()
+						_, err := core.Execute(ctx, b, dep.call)
+						tl.record(time.Since(start), err)
+					})
+					time.Sleep(interval)
+				}
+			}
+			var senders sync.WaitGroup
+			for i, name := range []string{"a", "b", "c", "d"} {
+				senders.Go(func() {
+					time.Sleep(time.Duration(i) * time.Second / fair / 4)
+					send(name, fair, good)
+				})
+			}
+			if flood {
+				senders.Go(func() { send("flood", 10*fair, flooder) })
+			}
+			senders.Wait()
+			wg.Wait()
+			assertIdle(t, b.Stats())
+		})
+		return good, flooder
+	}
+	for _, a := range []core.AdaptiveConfig{
+		{MinConcurrentCalls: 1, InitialConcurrentCalls: simLimit},
+		{MinConcurrentCalls: 1, InitialConcurrentCalls: simLimit, QueuePerLimit: 2},
+	} {
+		t.Run(fmt.Sprintf("QueuePerLimit=%v", a.QueuePerLimit), func(t *testing.T) {
+			base, _ := run(t, a, false)
+			flooded, flooder := run(t, a, true)
+			require.Positive(t, base.served)
+			kept := float64(flooded.served) / float64(base.served)
+			t.Logf("the four tenants: %d calls alone, %d under the flood (%.1f%%), p99 %v; the flood: %d served, %d refused, p99 %v",
+				base.served, flooded.served, 100*kept, flooded.p99(), flooder.served, flooder.refused, flooder.p99())
+			assert.GreaterOrEqual(t, kept, 0.95, "the flood costs the others at most 5%")
+			// A wait is bounded by about three turns of each of the five tenants, at the
+			// dependency's 400 calls/s: 15 places, 37.5ms, plus the call's own 20ms, and a
+			// probe window at half the limit.
+			assert.LessOrEqual(t, flooded.p99(), 5*simLatency, "the fair tenants' p99")
+			if a.QueuePerLimit == 0 {
+				// The places beyond the bound are not the flood's: it waits within the
+				// bound of about 5 places. (With QueuePerLimit 2 the bound is 16 places,
+				// which the flood may fill, as it may a static bulkhead's queue.)
+				assert.LessOrEqual(t, flooder.p99(), 5*simLatency, "the flood waits within the bound")
+			}
+		})
 	}
 }

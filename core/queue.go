@@ -151,6 +151,19 @@ func (q *waitQueue) victim(p Priority, tenant string) *waiter {
 	return nil
 }
 
+// tenantLine returns how many waiters tenant has at priority p, and how many tenants have
+// waiters at p.
+func (q *waitQueue) tenantLine(p Priority, tenant string) (mine, tenants int) {
+	lv := &q.levels[p.index()]
+	if t := lv.find(tenant); t != nil {
+		mine = t.n
+	}
+	if lv.only != nil {
+		return mine, 1
+	}
+	return mine, len(lv.tenants)
+}
+
 // shed reports whether a call of priority p that has to wait is refused at once rather
 // than queued, in a queue of size places: when a waiter of a higher priority is queued
 // and the queue is at least as full as p's share of it (low 1/4, normal 1/2, high 3/4;
