@@ -66,9 +66,12 @@ const (
 	// host's scheduling blurs) passed.
 	windowMinCalls = 4
 	windowMinTime  = 10 * time.Millisecond
-	// Every probeEvery windows, one window runs at half the limit to measure the unloaded
-	// latency afresh. The first probes come sooner (after 4, 8, 16 windows), while the
-	// limit is still finding its level.
+	// Every probeEvery windows, one window runs at three quarters of the limit (one call
+	// fewer at least) to measure the unloaded latency afresh: below the capacity whenever
+	// the limit is within a third above it, as it is once settled. The first probes come
+	// sooner (after 4, 8, 16 windows), while the limit is still finding its level. A probe
+	// costs about a third of an unloaded latency of the dependency's throughput: under 1%
+	// every 32 windows of about two unloaded latencies each.
 	probeEvery = 32
 	// The unloaded latency is the lowest of the last probeKeep probes: one probe taken
 	// while the limit was far too high (right after the capacity fell) cannot raise it.
@@ -84,18 +87,22 @@ const (
 // allowed and a window's mean latency m against the unloaded latency u, about
 // q = L x (1 - u/m) calls wait inside the dependency rather than being served. Above
 // max(1.5, Tolerance x L), the limit falls to L x u/m plus a small headroom (at most by
-// a quarter per window, so that one stall of the host does not halve it); below max(0.5, Tolerance/2 x L), with the limit in use, it grows, by
-// 0, 1, 2, 4, ... in consecutive windows (one window's noise moves nothing), at most by
-// half of itself per window. In between it holds.
+// a quarter per window, so that one stall of the host does not halve it); below
+// max(0.5, Tolerance/2 x L), with the limit in use, it grows, by 0, 1, 2, 4, ... in
+// consecutive windows (one window's noise moves nothing), at most by half of itself per
+// window. In between it holds.
 //
 // u is not the lowest latency ever seen: that ratchets the limit down for good when the
 // dependency itself gets slower (failsafe-go#127 is a cousin), and a long-term average
 // follows the latency that load causes, so the limit never comes down. Instead, every 32
-// windows one window runs at half the limit, taking samples only from calls that started
-// in it, when the dependency is not crowded, and u is the lowest of the last two such
-// probes. A dependency that gets slower is therefore followed within two probes, and
-// latency that load causes is never taken for the unloaded latency (unless the limit is
-// more than twice the capacity, which the rule above corrects within a few windows).
+// windows one window runs at three quarters of the limit, taking samples only from calls
+// that started in it, when the dependency is not crowded, and u is the lowest of the last
+// two such probes. A dependency that gets slower is therefore followed within two probes
+// (sooner when the limit falls and the latency does not), one that gets much faster at
+// once, and latency that load causes is never taken for the unloaded latency (unless the
+// limit is more than a third above the capacity, as right after the capacity falls: the
+// rule above corrects that within a few windows, and the lowest of two probes outvotes
+// one such probe).
 type adaptive struct {
 	floor, ceiling int
 	limit          int // the limit it wants
@@ -220,10 +227,17 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	}
 	c.windows++
 	if c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3)) {
-		c.startProbe(now, max(c.floor, (c.limit+1)/2))
+		c.startProbe(now, max(c.floor, c.limit-max(1, c.limit/4)))
 		return
 	}
-	if c.cutFrom > 0 && c.lastMean > 0 && !cut && !c.lastCut {
+	if !cut && mean < c.unloaded*3/4 {
+		// Calls ran well faster than the unloaded latency: the dependency got faster since
+		// the last probe. A loaded window's mean is not below the unloaded latency, so
+		// this one is the truer reference, and the limit may grow now rather than at the
+		// next probe. (Only well faster: taking every window that happened to be a little
+		// faster would ratchet the reference down on noise alone.)
+		c.remember(mean)
+	} else if c.cutFrom > 0 && c.lastMean > 0 && !cut && !c.lastCut {
 		// The limit came down from cutFrom before this window. Latency that load causes
 		// falls with it, about in proportion; latency that does not fall is the
 		// dependency's own (it got slower, or the host is starved of CPU): it becomes the
