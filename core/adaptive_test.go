@@ -344,6 +344,19 @@ func TestAdaptiveFailureDriftDoesNotRatchetDown(t *testing.T) {
 	})
 }
 
+// A dependency that gets faster by itself must not leave the limit far above its
+// capacity: against a reference latency three times too high, three times the capacity
+// looks like no crowding at all until the next probe.
+func TestAdaptiveFollowsFasterDependency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ps, _ := simulate(t, &simDep{}, adaptiveBulkhead(t, nil), time.Second,
+			capacityStep{8, 60 * time.Millisecond, 10 * time.Second},
+			capacityStep{8, 20 * time.Millisecond, 4 * time.Second})
+		t.Logf("60ms: %v", ps[0])
+		assertWithin(t, "20ms, from 1s after the change", ps[1], 8, 3*20*time.Millisecond)
+	})
+}
+
 // After the capacity rises, the limit must reach it quickly: growing by one per window,
 // as additive-increase limiters do, takes many windows.
 func TestAdaptiveFailureSlowRampAfterCapacityIncrease(t *testing.T) {
