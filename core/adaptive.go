@@ -90,7 +90,9 @@ const (
 // a quarter per window, so that one stall of the host does not halve it); below
 // max(0.5, Tolerance/2 x L), with the limit in use, it grows, by 0, 1, 2, 4, ... in
 // consecutive windows (one window's noise moves nothing), at most by half of itself per
-// window. In between it holds.
+// window. In between it holds. Until a window first shows calls waiting, the start grows
+// the limit by half per window, windows of one latency with no arming, so that a bulkhead
+// starting at its floor reaches the capacity in about ten of the dependency's latencies.
 //
 // u is not the lowest latency ever seen: that ratchets the limit down for good when the
 // dependency itself gets slower (failsafe-go#127 is a cousin), and a long-term average
@@ -128,6 +130,7 @@ type adaptive struct {
 	cutFrom    int                      // the limit before the last window lowered it, or 0
 	growth     int                      // the next increase
 	crowded    int                      // 1 after a crowded window
+	settled    bool                     // a window was crowded: the start is over
 }
 
 func newAdaptive(a AdaptiveConfig, ceiling int, now time.Duration) *adaptive {
@@ -199,7 +202,7 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut bool) bool {
 	}
 	c.sum += max(now-started, 0)
 	c.mostHeld = max(c.mostHeld, held)
-	if c.n < max(2*c.inForce, windowMinCalls) || now-c.winStart < max(windowMinTime, 2*c.unloaded) {
+	if !c.windowDone(now) {
 		return false
 	}
 	before := c.inForce
@@ -209,6 +212,18 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut bool) bool {
 		return true
 	}
 	return false
+}
+
+// windowDone reports whether the current window has enough samples and time to close at
+// now: at least max(2 x limit, windowMinCalls) samples over two unloaded latencies, or,
+// until the limit first finds the dependency crowded, max(limit, 2) over one. The start
+// thus takes about one unloaded latency per step, however slow the dependency: at 1s,
+// limits of 1, 2, 3, 5, 8 are tried in about 6s.
+func (c *adaptive) windowDone(now time.Duration) bool {
+	if !c.settled {
+		return c.n >= max(c.inForce, 2) && now-c.winStart >= max(windowMinTime, c.unloaded)
+	}
+	return c.n >= max(2*c.inForce, windowMinCalls) && now-c.winStart >= max(windowMinTime, 2*c.unloaded)
 }
 
 // closeWindow ends the current window and adjusts the limit.
@@ -226,18 +241,16 @@ func (c *adaptive) closeWindow(now time.Duration) {
 		return
 	}
 	c.windows++
-	if c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3)) {
+	// Calls that ran well faster than the unloaded latency mean the dependency got faster
+	// since the last probe: probe now rather than let the limit grow against a reference
+	// that makes crowding look like none. (Only well faster: one window a little faster
+	// is noise.)
+	faster := !cut && mean < c.unloaded*3/4
+	if faster || c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3)) {
 		c.startProbe(now, max(c.floor, c.limit-max(1, c.limit/4)))
 		return
 	}
-	if !cut && mean < c.unloaded*3/4 {
-		// Calls ran well faster than the unloaded latency: the dependency got faster since
-		// the last probe. A loaded window's mean is not below the unloaded latency, so
-		// this one is the truer reference, and the limit may grow now rather than at the
-		// next probe. (Only well faster: taking every window that happened to be a little
-		// faster would ratchet the reference down on noise alone.)
-		c.remember(mean)
-	} else if c.cutFrom > 0 && c.lastMean > 0 && !cut && !c.lastCut {
+	if c.cutFrom > 0 && c.lastMean > 0 && !cut && !c.lastCut {
 		// The limit came down from cutFrom before this window. Latency that load causes
 		// falls with it, about in proportion; latency that does not fall is the
 		// dependency's own (it got slower, or the host is starved of CPU): it becomes the
@@ -288,6 +301,19 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 	crowded := waiting > beta || timedOut
 	if !crowded {
 		c.crowded = 0
+	}
+	if !c.settled {
+		// The start: until a window shows calls waiting inside the dependency, every
+		// window that used the whole limit grows it by half, without a first window to
+		// arm it. Only a window with nearly no one waiting counts as clean here, so that
+		// the last step, from just below the capacity, overshoots it by half at most.
+		if waiting < 0.5 && !crowded {
+			if mostHeld >= c.limit {
+				next = c.limit + max(1, c.limit/2)
+			}
+			return min(max(next, c.floor), c.ceiling)
+		}
+		c.settled = true
 	}
 	switch {
 	case crowded && c.crowded == 0 && !timedOut:

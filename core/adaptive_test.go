@@ -321,6 +321,28 @@ func TestAdaptiveTimescales(t *testing.T) {
 	}
 }
 
+// A new adaptive bulkhead starts at its floor and must reach the dependency's capacity in
+// a few of its latencies, whatever they are, without overshooting it by much.
+func TestAdaptiveStart(t *testing.T) {
+	for _, lat := range []time.Duration{20 * time.Millisecond, time.Second} {
+		t.Run(lat.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				dep := &simDep{}
+				dep.set(8, lat)
+				load := &simLoad{b: adaptiveBulkhead(t, nil), dep: dep, clients: 80, pause: lat}
+				stop := load.run(lat / 2)
+				start := load.measure(20*lat, 0)
+				settled := load.measure(60*lat, 20*lat)
+				stop()
+				t.Logf("first 20 latencies: %v; limits %v", start, compress(start.limits))
+				assert.GreaterOrEqual(t, start.goodput, 0.6, "goodput in the first 20 latencies")
+				assert.LessOrEqual(t, start.peak, 2*8, "peak inside the dependency while starting")
+				assertWithin(t, "from 40 latencies", settled, 8, 3*lat)
+			})
+		})
+	}
+}
+
 // The failure modes of adaptive limiters, one test each.
 
 // A dependency that gets slower by itself (not from load) must not ratchet the limit
