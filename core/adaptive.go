@@ -21,7 +21,7 @@ type AdaptiveConfig struct {
 	// When set, it must lie between MinConcurrentCalls and MaxConcurrentCalls.
 	InitialConcurrentCalls int
 	// QueuePerLimit bounds the queue by the limit: at most
-	// min(MaxQueueSize, ceil(limit x QueuePerLimit)) callers wait (0: 0.5, half the
+	// min(MaxQueueSize, max(1, floor(limit x QueuePerLimit))) callers wait (0: 0.5, half the
 	// limit's worth, so a caller waits about half a call of the dependency). Between 0 and
 	// 100. A queue bound only by MaxQueueSize lets waits grow far past the dependency's
 	// latency once the limit is well below the ceiling: 100 waiters behind a limit of 8
@@ -165,9 +165,11 @@ func (c *adaptive) configure(a AdaptiveConfig, ceiling int) {
 	}
 }
 
-// queueFor returns how many callers may wait when maxQueue is configured.
+// queueFor returns how many callers may wait when maxQueue is configured: the limit's
+// share, rounded down (at a limit of 3, one caller rather than two: at a capacity of 2 a
+// second waiter adds half a dependency call to the served p99), and at least one.
 func (c *adaptive) queueFor(maxQueue int) int {
-	q := math.Ceil(float64(c.limit) * c.queuePer)
+	q := max(math.Floor(float64(c.limit)*c.queuePer), 1)
 	if q >= float64(maxQueue) {
 		return maxQueue
 	}
