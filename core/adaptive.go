@@ -303,6 +303,17 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 	alpha := max(0.5, c.tolerance/2*limit)
 	beta := max(1.5, c.tolerance*limit)
 	next := c.limit
+	if waiting >= inFlight-1+alpha && !timedOut {
+		// More calls seem to wait than could (by a clear margin): of those held, one at
+		// least was being served. The reference is too low: taken at a quiet moment of
+		// the host, or before the dependency got slower. At a limit of 1 or 2 this would
+		// hold the limit where it is for good, since it is never lowered to show (by the
+		// rule in closeWindow) that the latency is not the load's. Take this window's
+		// latency as the reference.
+		c.remember(mean)
+		c.growth, c.crowded = 0, 0
+		return next
+	}
 	crowded := waiting > beta || timedOut
 	if !crowded {
 		c.crowded = 0

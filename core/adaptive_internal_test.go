@@ -1,0 +1,40 @@
+package core
+
+import (
+	"testing"
+	"time"
+)
+
+// feed gives c calls of latency lat, held at a time, from now on, and returns the time
+// after them.
+func feed(c *adaptive, now time.Duration, lat time.Duration, held, calls int) time.Duration {
+	for i := 0; i < calls; i += held {
+		for range held {
+			c.sample(now, now+lat, held, false)
+		}
+		now += lat
+	}
+	return now
+}
+
+// A reference taken at a quiet moment, then a host that delays every call: at a limit of
+// 1 the delay looks like a call waiting (between the growth and the cut thresholds), and
+// nothing but a probe would ever lower the reference. The limit must grow within a few
+// windows instead of holding at 1 until the probes outvote the quiet one.
+func TestAdaptiveLowReferenceAtLimitOne(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, QueuePerLimit: 0.5}, 200, 0)
+	c.settled = true                             // past the start, which grows at once
+	now := feed(c, 0, 20*time.Millisecond, 1, 4) // the first probe, on a quiet host
+	if c.unloaded != 20*time.Millisecond || c.limit != 1 {
+		t.Fatalf("after the first probe: reference %v, limit %d; want 20ms, 1", c.unloaded, c.limit)
+	}
+	for w := range 4 {
+		// The host now adds 25ms to every call: 45ms at one call at a time.
+		now = feed(c, now, 45*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls))
+		if c.limit > 1 {
+			t.Logf("limit %d after %d windows, reference %v", c.limit, w+1, c.unloaded)
+			return
+		}
+	}
+	t.Fatalf("the limit held at %d for 4 windows, reference %v", c.limit, c.unloaded)
+}
