@@ -79,6 +79,9 @@ const (
 	// The unloaded latency is the lowest of the last probeKeep probes: one probe taken
 	// while the limit was far too high (right after the capacity fell) cannot raise it.
 	probeKeep = 2
+	// A probe that falls due while calls above PriorityNormal wait is postponed, up to
+	// probePostpone x probeEvery windows since the last one.
+	probePostpone = 4
 )
 
 // adaptive is the controller of an adaptive bulkhead's limit. It is fed one sample per
@@ -134,6 +137,7 @@ type adaptive struct {
 	growth     int                      // the next increase
 	crowded    int                      // 1 after a crowded window
 	settled    bool                     // a window was crowded: the start is over
+	urgent     bool                     // calls above PriorityNormal wait (set by the ledger)
 }
 
 func newAdaptive(a AdaptiveConfig, ceiling int, now time.Duration) *adaptive {
@@ -251,7 +255,14 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	// that makes crowding look like none. (Only well faster: one window a little faster
 	// is noise.)
 	faster := !cut && mean < c.unloaded*3/4
-	if faster || c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3)) {
+	due := c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3))
+	if due && c.urgent && c.windows < probePostpone*probeEvery {
+		// A probe lowers the limit for a window: not while high or critical calls wait,
+		// whose latency is what priorities are for. Postponed at most so long, so that a
+		// stream of urgent calls cannot keep the reference stale for good.
+		due = false
+	}
+	if faster || due {
 		c.startProbe(now, max(c.floor, c.limit-max(1, c.limit/4)))
 		return
 	}

@@ -38,3 +38,40 @@ func TestAdaptiveLowReferenceAtLimitOne(t *testing.T) {
 	}
 	t.Fatalf("the limit held at %d for 4 windows, reference %v", c.limit, c.unloaded)
 }
+
+// A probe falls due while high or critical calls wait: it waits for them, but not for
+// ever, or a steady stream of urgent calls would keep a stale reference for good.
+func TestAdaptiveProbePostponedForUrgentCalls(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 8, QueuePerLimit: 0.5}, 8, 0)
+	c.settled = true
+	now := feed(c, 0, 20*time.Millisecond, 8, 16) // the first probe
+	if c.probing || c.probesDone != 1 {
+		t.Fatalf("after the first probe: probing %v, probes %d", c.probing, c.probesDone)
+	}
+	c.urgent = true
+	windows := 0
+	for !c.probing {
+		now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls))
+		windows++
+		if windows > probePostpone*probeEvery {
+			t.Fatalf("no probe after %d windows", windows)
+		}
+	}
+	if windows != probePostpone*probeEvery {
+		t.Errorf("probed after %d windows with urgent calls waiting, want %d", windows, probePostpone*probeEvery)
+	}
+	c.urgent = false
+	for range 200 {
+		if now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls)); c.probing {
+			break
+		}
+	}
+	windows = 0
+	for !c.probing {
+		now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls))
+		windows++
+	}
+	if windows > probeEvery {
+		t.Errorf("without urgent calls, probed after %d windows; want at most %d", windows, probeEvery)
+	}
+}
