@@ -46,14 +46,7 @@ func BenchmarkAdaptive(b *testing.B) {
 			bh := benchBulkhead(b, m.mutate)
 			b.ReportAllocs()
 			for b.Loop() {
-				p, err := bh.Acquire(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = noop(ctx)
-				if err := p.Release(Success); err != nil {
-					b.Fatal(err)
-				}
+				acquireRelease(b, bh)
 			}
 		})
 	}
@@ -77,16 +70,7 @@ func BenchmarkAdaptivePaired(b *testing.B) {
 				b.Fatal(err)
 			}
 		}},
-		{"AcquireRelease", func(bh *Bulkhead) {
-			p, err := bh.Acquire(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = noop(ctx)
-			if err := p.Release(Success); err != nil {
-				b.Fatal(err)
-			}
-		}},
+		{"AcquireRelease", func(bh *Bulkhead) { acquireRelease(b, bh) }},
 	} {
 		b.Run(op.name, func(b *testing.B) {
 			static := benchBulkhead(b, func(c *Config) { c.CircuitBreakerEnabled = false })

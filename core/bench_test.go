@@ -73,17 +73,22 @@ func BenchmarkExecuteNoBreaker(b *testing.B) {
 
 func BenchmarkAcquireRelease(b *testing.B) {
 	bh := benchBulkhead(b, nil)
-	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		p, err := bh.Acquire(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = noop(ctx)
-		if err := p.Release(Success); err != nil {
-			b.Fatal(err)
-		}
+		acquireRelease(b, bh)
+	}
+}
+
+// acquireRelease takes a permit of bh, runs noop under it and gives it back.
+func acquireRelease(b *testing.B, bh *Bulkhead) {
+	ctx := context.Background()
+	p, err := bh.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = noop(ctx)
+	if err := p.Release(Success); err != nil {
+		b.Fatal(err)
 	}
 }
 
