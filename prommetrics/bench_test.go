@@ -2,13 +2,13 @@ package prommetrics
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/cputime"
 )
 
 // The baseline (no hook), the Collector's hook, and for reference the same hook built on
@@ -119,29 +119,21 @@ func (h *clientGolangHook) observe(e core.Event) {
 func BenchmarkHookOverhead(b *testing.B) {
 	const batch = 256
 	empty := func(core.Event) {}
-	variants := []*core.Bulkhead{
+	var variants []func()
+	for _, bh := range []*core.Bulkhead{
 		benchBulkhead(b, benchHooks[0].attach),
 		benchBulkhead(b, benchHooks[0].attach, core.WithEventHook(empty)),
 		benchBulkhead(b, func(m *core.Manager) { m.Subscribe(empty) }),
 		benchBulkhead(b, benchHooks[1].attach),
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	ctx := context.Background()
-	var spent [4]time.Duration
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		for k := range variants {
-			v := (i + k) % len(variants)
-			start := threadCPUTime(b)
-			for range batch {
-				if _, err := core.Execute(ctx, variants[v], noop); err != nil {
-					b.Fatal(err)
-				}
+	} {
+		variants = append(variants, func() {
+			if _, err := core.Execute(context.Background(), bh, noop); err != nil {
+				b.Fatal(err)
 			}
-			spent[v] += threadCPUTime(b) - start
-		}
+		})
 	}
+	b.ReportAllocs()
+	spent := cputime.Alternate(b, batch, variants...)
 	calls := float64(b.N) * batch
 	b.ReportMetric(float64(spent[0].Nanoseconds())/calls, "base-cpu-ns/call")
 	b.ReportMetric(float64(spent[1])/float64(spent[0]), "empty-hook-ratio")

@@ -4,13 +4,10 @@ package statuspage_test
 
 import (
 	"context"
-	"runtime"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/bulkman-go/bulkman/core"
+	"github.com/bulkman-go/bulkman/internal/cputime"
 	"github.com/bulkman-go/bulkman/statuspage"
 )
 
@@ -39,33 +36,18 @@ func BenchmarkHookOverhead(b *testing.B) {
 	}
 	attached := core.NewManager()
 	statuspage.JSON(attached)
-	variants := []*core.Bulkhead{bulkhead(core.NewManager()), bulkhead(attached)}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	ctx := context.Background()
-	var spent [2]time.Duration
 	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		for k := range variants {
-			v := (i + k) % len(variants)
-			start := threadCPUTime(b)
-			for range batch {
-				if _, err := core.Execute(ctx, variants[v], noop); err != nil {
-					b.Fatal(err)
-				}
-			}
-			spent[v] += threadCPUTime(b) - start
-		}
-	}
+	spent := cputime.Alternate(b, batch, execute(b, bulkhead(core.NewManager())), execute(b, bulkhead(attached)))
 	calls := float64(b.N) * batch
 	b.ReportMetric(float64(spent[0].Nanoseconds())/calls, "base-cpu-ns/call")
 	b.ReportMetric(float64(spent[1])/float64(spent[0]), "statuspage-ratio")
 }
 
-func threadCPUTime(b *testing.B) time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		b.Fatal(err)
+// execute returns a call of noop through bh.
+func execute(b *testing.B, bh *core.Bulkhead) func() {
+	return func() {
+		if _, err := core.Execute(context.Background(), bh, noop); err != nil {
+			b.Fatal(err)
+		}
 	}
-	return time.Duration(ts.Nano())
 }

@@ -30,3 +30,44 @@ func TestProcess(t *testing.T) {
 	}
 	t.Fatal("no CPU time counted over 10s of spinning")
 }
+
+func TestThread(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start, ok := cputime.Thread()
+	if !ok {
+		require.Zero(t, start)
+		t.Skip("the thread's CPU time is not measured on " + runtime.GOOS)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if now, _ := cputime.Thread(); now > start {
+			return
+		}
+	}
+	t.Fatal("no CPU time counted on this thread over 10s of spinning")
+}
+
+func TestAlternate(t *testing.T) {
+	var calls [3]int
+	var n int
+	var spent []time.Duration
+	testing.Benchmark(func(b *testing.B) {
+		spent = cputime.Alternate(b, 4,
+			func() { calls[0]++ },
+			func() { calls[1]++ },
+			func() {
+				calls[2]++
+				for i := range 1000 { // clearly slower than the others
+					sink += i
+				}
+			})
+		n = b.N
+	})
+	require.Positive(t, n)
+	assert.Equal(t, [3]int{4 * n, 4 * n, 4 * n}, calls, "every variant runs batch calls per op")
+	require.Len(t, spent, 3)
+	assert.Greater(t, spent[2], spent[0], "the slow variant's time is its own")
+}
+
+var sink int
