@@ -226,8 +226,9 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut bool) bool {
 // windowDone reports whether the current window has enough samples and time to close at
 // now: at least max(2 x limit, windowMinCalls) samples over two unloaded latencies, or,
 // until the limit first finds the dependency crowded, max(limit, 2) over one. The start
-// thus takes about one unloaded latency per step, however slow the dependency: at 1s,
-// limits of 1, 2, 3, 5, 8 are tried in about 6s.
+// thus takes about two unloaded latencies per step (one to let the calls running at the
+// change end, one to measure), however slow the dependency: at 1s, limits of 1, 2, 3, 4,
+// 6 and 9 in about ten seconds.
 func (c *adaptive) windowDone(now time.Duration) bool {
 	if !c.settled {
 		return c.n >= max(c.inForce, 2) && now-c.winStart >= max(windowMinTime/2, c.unloaded)
