@@ -137,7 +137,6 @@ type adaptive struct {
 	growth     int                      // the next increase
 	crowded    int                      // 1 after a crowded window
 	settled    bool                     // a window was crowded: the start is over
-	urgent     bool                     // calls above PriorityNormal wait (set by the ledger)
 }
 
 func newAdaptive(a AdaptiveConfig, ceiling int, now time.Duration) *adaptive {
@@ -192,9 +191,10 @@ func (c *adaptive) resetWindow(now time.Duration) {
 
 // sample records one call that started at started and ended at now, when held permits
 // were held (this call's included); cut is set when the call did not end by itself (its
-// timeout ended it, or its caller gave up on it): its latency is then a lower bound. It
-// reports whether the limit in force changed.
-func (c *adaptive) sample(started, now time.Duration, held int, cut bool) bool {
+// timeout ended it, or its caller gave up on it): its latency is then a lower bound;
+// urgent is set when calls above PriorityNormal wait. It reports whether the limit in
+// force changed.
+func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool) bool {
 	switch {
 	case c.probing && started < c.winStart:
 		return false // started before the probe, in a crowded dependency
@@ -215,7 +215,7 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut bool) bool {
 		return false
 	}
 	before := c.inForce
-	c.closeWindow(now)
+	c.closeWindow(now, urgent)
 	if c.inForce != before {
 		c.skip = held - 1
 		return true
@@ -236,8 +236,8 @@ func (c *adaptive) windowDone(now time.Duration) bool {
 	return c.n >= max(2*c.inForce, windowMinCalls) && now-c.winStart >= max(windowMinTime, 2*c.unloaded)
 }
 
-// closeWindow ends the current window and adjusts the limit.
-func (c *adaptive) closeWindow(now time.Duration) {
+// closeWindow ends the current window and adjusts the limit; urgent is as for sample.
+func (c *adaptive) closeWindow(now time.Duration, urgent bool) {
 	mean := c.sum / time.Duration(c.n)
 	mostHeld, cut, timedOut := c.mostHeld, c.cut > 0, c.cut*10 >= c.n
 	c.resetWindow(now)
@@ -257,7 +257,7 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	// is noise.)
 	faster := !cut && mean < c.unloaded*3/4
 	due := c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3))
-	if due && c.urgent && c.windows < probePostpone*probeEvery {
+	if due && urgent && c.windows < probePostpone*probeEvery {
 		// A probe lowers the limit for a window: not while high or critical calls wait,
 		// whose latency is what priorities are for. Postponed at most so long, so that a
 		// stream of urgent calls cannot keep the reference stale for good.

@@ -6,11 +6,11 @@ import (
 )
 
 // feed gives c calls of latency lat, held at a time, from now on, and returns the time
-// after them.
-func feed(c *adaptive, now time.Duration, lat time.Duration, held, calls int) time.Duration {
+// after them; urgent is as for adaptive.sample.
+func feed(c *adaptive, now time.Duration, lat time.Duration, held, calls int, urgent bool) time.Duration {
 	for i := 0; i < calls; i += held {
 		for range held {
-			c.sample(now, now+lat, held, false)
+			c.sample(now, now+lat, held, false, urgent)
 		}
 		now += lat
 	}
@@ -23,14 +23,14 @@ func feed(c *adaptive, now time.Duration, lat time.Duration, held, calls int) ti
 // windows instead of holding at 1 until the probes outvote the quiet one.
 func TestAdaptiveLowReferenceAtLimitOne(t *testing.T) {
 	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, QueuePerLimit: 0.5}, 200, 0)
-	c.settled = true                             // past the start, which grows at once
-	now := feed(c, 0, 20*time.Millisecond, 1, 4) // the first probe, on a quiet host
+	c.settled = true                                    // past the start, which grows at once
+	now := feed(c, 0, 20*time.Millisecond, 1, 4, false) // the first probe, on a quiet host
 	if c.unloaded != 20*time.Millisecond || c.limit != 1 {
 		t.Fatalf("after the first probe: reference %v, limit %d; want 20ms, 1", c.unloaded, c.limit)
 	}
 	for w := range 4 {
 		// The host now adds 25ms to every call: 45ms at one call at a time.
-		now = feed(c, now, 45*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls))
+		now = feed(c, now, 45*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls), false)
 		if c.limit > 1 {
 			t.Logf("limit %d after %d windows, reference %v", c.limit, w+1, c.unloaded)
 			return
@@ -44,14 +44,13 @@ func TestAdaptiveLowReferenceAtLimitOne(t *testing.T) {
 func TestAdaptiveProbePostponedForUrgentCalls(t *testing.T) {
 	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 8, QueuePerLimit: 0.5}, 8, 0)
 	c.settled = true
-	now := feed(c, 0, 20*time.Millisecond, 8, 16) // the first probe
+	now := feed(c, 0, 20*time.Millisecond, 8, 16, false) // the first probe
 	if c.probing || c.probesDone != 1 {
 		t.Fatalf("after the first probe: probing %v, probes %d", c.probing, c.probesDone)
 	}
-	c.urgent = true
 	windows := 0
 	for !c.probing {
-		now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls))
+		now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls), true)
 		windows++
 		if windows > probePostpone*probeEvery {
 			t.Fatalf("no probe after %d windows", windows)
@@ -60,15 +59,14 @@ func TestAdaptiveProbePostponedForUrgentCalls(t *testing.T) {
 	if windows != probePostpone*probeEvery {
 		t.Errorf("probed after %d windows with urgent calls waiting, want %d", windows, probePostpone*probeEvery)
 	}
-	c.urgent = false
 	for range 200 {
-		if now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls)); c.probing {
+		if now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls), false); c.probing {
 			break
 		}
 	}
 	windows = 0
 	for !c.probing {
-		now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls))
+		now = feed(c, now, 20*time.Millisecond, c.inForce, max(2*c.inForce, windowMinCalls), false)
 		windows++
 	}
 	if windows > probeEvery {

@@ -229,8 +229,7 @@ func (l *ledger) finishLocked(s *slot, ok, learn bool, end time.Duration) {
 		if end < s.started {
 			end = l.due.clock.now()
 		}
-		c.urgent = l.waiting.levels[PriorityHigh.index()].n+l.waiting.levels[PriorityCritical.index()].n > 0
-		if c.sample(s.started, end, l.held, !ok) {
+		if c.sample(s.started, end, l.held, !ok, l.waiting.urgent()) {
 			l.applyLimitLocked()
 		}
 	}

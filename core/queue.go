@@ -51,6 +51,11 @@ type tenantQueue struct {
 // len returns the number of waiters.
 func (q *waitQueue) len() int { return q.n }
 
+// urgent reports whether calls above PriorityNormal wait.
+func (q *waitQueue) urgent() bool {
+	return q.levels[PriorityHigh.index()].n+q.levels[PriorityCritical.index()].n > 0
+}
+
 // push adds w, of priority p and tenant, at the end of its tenant's line.
 func (q *waitQueue) push(w *waiter, p Priority, tenant string) {
 	lv := &q.levels[p.index()]
