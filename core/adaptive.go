@@ -26,6 +26,12 @@ type AdaptiveConfig struct {
 	// 100. A queue bound only by MaxQueueSize lets waits grow far past the dependency's
 	// latency once the limit is well below the ceiling: 100 waiters behind a limit of 8
 	// calls of 20ms wait 250ms.
+	//
+	// Calls the controller sees waiting inside the dependency (the limit's headroom above
+	// its capacity) take their places from that bound, since a caller then waits in both
+	// queues: the bound becomes floor(limit x QueuePerLimit - waiting inside), and may be 0
+	// once at least one call waits inside, which keeps the dependency busy by itself.
+	// Calls above PriorityNormal keep the whole bound.
 	QueuePerLimit float64
 	// Tolerance is how far the latency may rise above the unloaded latency, as a share of
 	// the limit's worth of calls waiting inside the dependency, before the limit comes
@@ -133,6 +139,7 @@ type adaptive struct {
 	unloaded   time.Duration            // min(probes)
 	lastMean   time.Duration            // the last window's mean latency, 0 after a probe
 	lastCut    bool                     // the last window had calls cut short
+	served     float64                  // calls the dependency served at once in the last crowded window, 0 if none
 	cutFrom    int                      // the limit before the last window lowered it, or 0
 	growth     int                      // the next increase
 	crowded    int                      // 1 after a crowded window
@@ -168,15 +175,32 @@ func (c *adaptive) configure(a AdaptiveConfig, ceiling int) {
 	}
 }
 
-// queueFor returns how many callers may wait when maxQueue is configured: the limit's
-// share, rounded down (at a limit of 3, one caller rather than two: at a capacity of 2 a
-// second waiter adds half a dependency call to the served p99), and at least one.
+// queueFor returns how many callers above PriorityNormal may wait when maxQueue is
+// configured: the limit's share, rounded down (at a limit of 3, one caller rather than
+// two: at a capacity of 2 a second waiter adds half a dependency call to the served p99),
+// and at least one.
 func (c *adaptive) queueFor(maxQueue int) int {
-	q := max(math.Floor(float64(c.limit)*c.queuePer), 1)
-	if q >= float64(maxQueue) {
-		return maxQueue
+	return min(int(max(math.Floor(float64(c.limit)*c.queuePer), 1)), maxQueue)
+}
+
+// plainQueueFor returns how many callers of any priority may wait: queueFor's share less
+// the calls waiting inside the dependency when the limit in force is used, by the last
+// crowded window's measure of how many it serves at once. A caller that queues here while
+// calls wait there too waits in both: at a capacity of 2 and a limit of 3 (one call
+// waiting inside), one more place in this queue took the served p99 from two dependency
+// latencies to three. Once a call waits inside, the dependency stays busy without this
+// queue, and the bound may fall to 0; before, it is at least one, to hand a released
+// permit on at once.
+func (c *adaptive) plainQueueFor(maxQueue int) int {
+	var inside float64
+	if c.served > 0 {
+		inside = max(math.Round(float64(c.inForce)-c.served), 0) // Little's law on one window: noisy
 	}
-	return int(q)
+	q := math.Floor(float64(c.limit)*c.queuePer - inside)
+	if inside < 1 {
+		q = max(q, 1)
+	}
+	return min(int(max(q, 0)), c.queueFor(maxQueue))
 }
 
 func (c *adaptive) startProbe(now time.Duration, limit int) {
@@ -312,6 +336,10 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 	ratio := float64(c.unloaded) / float64(mean) // u/m: 1 unloaded, smaller when crowded
 	inFlight := float64(max(mostHeld, 1))
 	waiting := inFlight * (1 - ratio)
+	c.served = 0
+	if waiting >= 0.5 {
+		c.served = inFlight * ratio // a lower bound of the capacity otherwise
+	}
 	alpha := max(0.5, c.tolerance/2*limit)
 	beta := max(1.5, c.tolerance*limit)
 	next := c.limit
@@ -323,7 +351,7 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 		// rule in closeWindow) that the latency is not the load's. Take this window's
 		// latency as the reference.
 		c.remember(mean)
-		c.growth, c.crowded = 0, 0
+		c.growth, c.crowded, c.served = 0, 0, 0
 		return next
 	}
 	crowded := waiting > beta || timedOut

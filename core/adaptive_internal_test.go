@@ -1,6 +1,8 @@
 package core
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -71,5 +73,110 @@ func TestAdaptiveProbePostponedForUrgentCalls(t *testing.T) {
 	}
 	if windows > probeEvery {
 		t.Errorf("without urgent calls, probed after %d windows; want at most %d", windows, probeEvery)
+	}
+}
+
+// Calls waiting inside the dependency take their places from the queue's bound for calls
+// at or below PriorityNormal: a caller would otherwise wait in both queues. Calls above it
+// keep the whole bound, and a probe, which runs below the capacity, gives the places back.
+func TestAdaptiveQueueLessCallsWaitingInside(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		limit            int
+		loaded           time.Duration // a window's mean latency at the limit (unloaded: 20ms)
+		queue, plain     int
+		probeQueue, held int
+	}{
+		{"capacity 2, limit 3", 3, 30 * time.Millisecond, 1, 0, 1, 3},
+		{"capacity 8, limit 10", 10, 25 * time.Millisecond, 5, 3, 5, 10},
+		{"capacity 16, limit 10", 10, 20 * time.Millisecond, 5, 5, 5, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: tc.limit, QueuePerLimit: 0.5, Tolerance: 0.25}, 200, 0)
+			c.settled = true
+			now := feed(c, 0, 20*time.Millisecond, tc.limit, 2*tc.limit, false) // the first probe
+			if c.probing || c.unloaded != 20*time.Millisecond {
+				t.Fatalf("after the first probe: probing %v, reference %v", c.probing, c.unloaded)
+			}
+			if got := c.plainQueueFor(100); got != tc.queue {
+				t.Errorf("before a loaded window: bound %d, want the whole %d", got, tc.queue)
+			}
+			now = feed(c, now, tc.loaded, tc.held, 2*tc.limit, false)
+			if c.limit != tc.limit {
+				t.Fatalf("the limit moved to %d", c.limit)
+			}
+			if got, want := c.queueFor(100), tc.queue; got != want {
+				t.Errorf("bound above PriorityNormal %d, want %d", got, want)
+			}
+			if got := c.plainQueueFor(100); got != tc.plain {
+				t.Errorf("bound %d with the latency at %v, want %d", got, tc.loaded, tc.plain)
+			}
+			if got := c.plainQueueFor(2); got > 2 {
+				t.Errorf("bound %d above MaxQueueSize 2", got)
+			}
+			for !c.probing {
+				now = feed(c, now, tc.loaded, tc.held, 2*tc.limit, false)
+			}
+			if got := c.plainQueueFor(100); got != tc.probeQueue {
+				t.Errorf("during a probe at %d: bound %d, want %d", c.inForce, got, tc.probeQueue)
+			}
+		})
+	}
+}
+
+// Through admission: with one call seen waiting inside the dependency, a call of
+// PriorityNormal finds an adaptive bulkhead at its limit full, while a critical call
+// still waits for a permit.
+func TestAdaptiveNormalRefusedWhereCriticalWaits(t *testing.T) {
+	b, err := New(Config{Name: "dep", MaxConcurrentCalls: 200, MaxQueueSize: 100,
+		Adaptive: &AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown(context.Background())
+	l := &b.ledger
+	l.mu.Lock()
+	c := l.adapt
+	c.probing, c.inForce, c.unloaded, c.served = false, 3, 20*time.Millisecond, 2
+	l.applyLimitLocked()
+	l.mu.Unlock()
+
+	ctx := context.Background()
+	var held []Permit
+	for range 3 {
+		p, err := b.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, p)
+	}
+	if _, err := b.Acquire(ctx); !errors.Is(err, ErrFull) {
+		t.Fatalf("a normal call at the limit: %v, want ErrFull", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		p, err := b.Acquire(WithPriority(ctx, PriorityCritical))
+		if err == nil {
+			err = p.Release(Success)
+		}
+		got <- err
+	}()
+	for b.Stats().QueuedTasks == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := b.Acquire(ctx); !errors.Is(err, ErrFull) {
+		t.Fatalf("a normal call behind a waiting critical one: %v, want ErrFull", err)
+	}
+	if err := held[0].Release(Success); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the critical call: %v", err)
+	}
+	for _, p := range held[1:] {
+		p.Release(Success)
+	}
+	if s := b.Stats(); s.RejectedExecutions != 2 || s.SuccessfulExecutions != 4 {
+		t.Errorf("stats %+v: want 2 rejected, 4 successful", s)
 	}
 }

@@ -63,19 +63,20 @@ func (b *Bulkhead) admit(ctx context.Context, timeout time.Duration, timed func(
 		b.circuitNeutral(probe)
 		return nil, b.refused(ctx, b.errFull.Load())
 	case l.held+l.queued >= l.capacity:
-		return b.full(ctx, probe, timeout, timed)
+		prio, tenant := classOf(ctx)
+		return b.full(ctx, probe, timeout, timed, prio, tenant)
 	case l.held < l.maxActive && l.queued == 0:
 		return b.startNow(probe, timeout, timed), nil
 	}
 	return b.enqueue(ctx, probe, timeout, timed)
 }
 
-// full admits a call to a full bulkhead with waiters in the place of the waiter it
-// displaces, or refuses it. It is called with the ledger's lock held. (Apart from admit, like enqueue,
-// so that the path of a call that starts at once stays as short as it was.)
-func (b *Bulkhead) full(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx) (*slot, error) {
+// full admits a call of priority prio and tenant to a full bulkhead in the place of the
+// waiter it displaces, or refuses it. It is called with the ledger's lock held. (Apart
+// from admit, like enqueue, so that the path of a call that starts at once stays as short
+// as it was.)
+func (b *Bulkhead) full(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx, prio Priority, tenant string) (*slot, error) {
 	l := &b.ledger
-	prio, tenant := classOf(ctx)
 	if l.adapt != nil && l.tenantRoomLocked(prio, tenant) {
 		return b.queue(ctx, probe, timeout, timed, prio, tenant)
 	}
@@ -91,9 +92,15 @@ func (b *Bulkhead) full(ctx context.Context, probe uint64, timeout time.Duration
 }
 
 // enqueue queues a call that cannot start at once, unless its priority's share of the
-// queue is used up (waitQueue.shed). It is called with the ledger's lock held.
+// queue is used up (waitQueue.shed). It is called with the ledger's lock held. A call at
+// or below PriorityNormal finds an adaptive bulkhead full at its smaller bound (plainCap,
+// see adaptive.plainQueueFor).
 func (b *Bulkhead) enqueue(ctx context.Context, probe uint64, timeout time.Duration, timed func() *callCtx) (*slot, error) {
+	l := &b.ledger
 	prio, tenant := classOf(ctx)
+	if l.held+l.queued >= l.plainCap && prio <= PriorityNormal {
+		return b.full(ctx, probe, timeout, timed, prio, tenant)
+	}
 	return b.queue(ctx, probe, timeout, timed, prio, tenant)
 }
 

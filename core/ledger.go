@@ -19,6 +19,7 @@ type ledger struct {
 	mu        sync.Mutex
 	maxActive int // permits
 	capacity  int // permits + queue places
+	plainCap  int // permits + queue places for calls at or below PriorityNormal (<= capacity)
 	held      int // permits held: active calls, abandoned calls, and grants not yet resumed
 	queued    int
 	waiting   waitQueue
@@ -93,6 +94,7 @@ func (l *ledger) init(maxActive, maxQueue int, clk *clock, onDue func()) {
 	l.due.clock, l.due.fire = clk, onDue
 	l.maxActive, l.ceiling, l.maxQueue = maxActive, maxActive, maxQueue
 	l.capacity = maxActive + maxQueue
+	l.plainCap = l.capacity
 	l.drained = make(chan struct{})
 }
 
@@ -159,14 +161,16 @@ func (l *ledger) resize(maxActive, maxQueue int, a *AdaptiveConfig) {
 }
 
 // applyLimitLocked sets the limit in force (the configured one, or the controller's) and
-// the queue's bound, and starts waiters at once if permits were added.
+// the queue's bounds, and starts waiters at once if permits were added.
 func (l *ledger) applyLimitLocked() {
 	if c := l.adapt; c != nil {
 		l.maxActive = c.inForce
 		l.capacity = c.inForce + c.queueFor(l.maxQueue)
+		l.plainCap = c.inForce + c.plainQueueFor(l.maxQueue)
 	} else {
 		l.maxActive = l.ceiling
 		l.capacity = l.ceiling + l.maxQueue
+		l.plainCap = l.capacity
 	}
 	for l.queued > 0 && l.held < l.maxActive {
 		w := l.popLocked()
