@@ -89,7 +89,7 @@ bulkheads:
 			[]string{
 				"adaptive.yaml:3:42: bulkheads[0].adaptive.initial_concurrent_calls: must be 0 (the floor) or between MinConcurrentCalls (1) and MaxConcurrentCalls (10), got 11",
 				"adaptive.yaml:3:63: bulkheads[0].adaptive.queue_per_limit: must be between 0 (the default, 0.5) and 100, got 101",
-				"adaptive.yaml:3:79: bulkheads[0].adaptive.tolerance: must be between 0 (the default, 0.2) and 1, got -0.5",
+				"adaptive.yaml:3:79: bulkheads[0].adaptive.tolerance: must be between 0 (the default, 0.25) and 1, got -0.5",
 			},
 		},
 		{

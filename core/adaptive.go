@@ -35,15 +35,17 @@ type AdaptiveConfig struct {
 	QueuePerLimit float64
 	// Tolerance is how far the latency may rise above the unloaded latency, as a share of
 	// the limit's worth of calls waiting inside the dependency, before the limit comes
-	// down (0: 0.2, i.e. the dependency may hold a fifth of the limit beyond its
-	// capacity, and at least one and a half). Between 0 and 1.
+	// down (0: 0.25, i.e. the dependency may hold a quarter of the limit beyond its
+	// capacity, and at least one and a half). Between 0 and 1. The calls waiting inside
+	// keep the dependency busy between one call's end and the next call's start: at a
+	// fifth, the limit settled at 9 in front of a capacity of 8 and goodput was 0.4% lower.
 	Tolerance float64
 }
 
 // Defaults of AdaptiveConfig's tuning fields.
 const (
 	defaultQueuePerLimit = 0.5
-	defaultTolerance     = 0.2
+	defaultTolerance     = 0.25
 	maxQueuePerLimit     = 100
 )
 
