@@ -133,6 +133,7 @@ type adaptive struct {
 	mostHeld int           // the most permits held when a sample was taken
 	skip     int           // samples still to ignore after a change of the limit
 	cut      int           // samples in it that a timeout cut short
+	urgent   bool          // calls above PriorityNormal waited at one of its samples
 
 	probing    bool
 	windows    int                      // windows since the last probe
@@ -212,7 +213,7 @@ func (c *adaptive) startProbe(now time.Duration, limit int) {
 }
 
 func (c *adaptive) resetWindow(now time.Duration) {
-	c.winStart, c.n, c.sum, c.mostHeld, c.cut = now, 0, 0, 0, 0
+	c.winStart, c.n, c.sum, c.mostHeld, c.cut, c.urgent = now, 0, 0, 0, 0, false
 }
 
 // sample records one call that started at started and ended at now, when held permits
@@ -221,6 +222,7 @@ func (c *adaptive) resetWindow(now time.Duration) {
 // urgent is set when calls above PriorityNormal wait. It reports whether the limit in
 // force changed.
 func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool) bool {
+	c.urgent = c.urgent || urgent
 	switch {
 	case c.probing && started < c.winStart:
 		return false // started before the probe, in a crowded dependency
@@ -241,7 +243,7 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool
 		return false
 	}
 	before := c.inForce
-	c.closeWindow(now, urgent)
+	c.closeWindow(now, c.urgent)
 	if c.inForce != before {
 		c.skip = held - 1
 		return true
@@ -262,7 +264,9 @@ func (c *adaptive) windowDone(now time.Duration) bool {
 	return c.n >= max(2*c.inForce, windowMinCalls) && now-c.winStart >= max(windowMinTime, 2*c.unloaded)
 }
 
-// closeWindow ends the current window and adjusts the limit; urgent is as for sample.
+// closeWindow ends the current window and adjusts the limit; urgent is set when calls
+// above PriorityNormal waited at any of its samples (at its last only, a moment when the
+// queue happened to hold none of them would let a probe cut the limit under them).
 func (c *adaptive) closeWindow(now time.Duration, urgent bool) {
 	mean := c.sum / time.Duration(c.n)
 	mostHeld, cut, timedOut := c.mostHeld, c.cut > 0, c.cut*10 >= c.n

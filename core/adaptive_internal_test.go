@@ -180,3 +180,26 @@ func TestAdaptiveNormalRefusedWhereCriticalWaits(t *testing.T) {
 		t.Errorf("stats %+v: want 2 rejected, 4 successful", s)
 	}
 }
+
+// Urgent calls that waited during a window postpone a probe even when none wait at the
+// moment the window closes: the queue of a mix of critical and other calls often holds
+// no critical call for an instant, and a probe then would cut the limit under the next.
+func TestAdaptiveProbePostponedForUrgentCallsWithinWindow(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 8, QueuePerLimit: 0.5}, 8, 0)
+	c.settled = true
+	now := feed(c, 0, 20*time.Millisecond, 8, 16, false) // the first probe
+	const lat = 20 * time.Millisecond
+	windows := 0
+	for windows < 2*probeEvery {
+		// Urgent calls waited at each window's first sample only, not at its last.
+		urgent := c.n == 0
+		c.sample(now-lat, now, c.inForce, false, urgent)
+		now += lat / time.Duration(c.inForce)
+		if c.n == 0 {
+			windows++
+		}
+		if c.probing {
+			t.Fatalf("a probe started after %d windows in which urgent calls waited", windows)
+		}
+	}
+}
