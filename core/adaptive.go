@@ -372,11 +372,15 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 		// window that used the whole limit grows it by half, without a first window to
 		// arm it. Only a window with nearly no one waiting counts as clean here, so that
 		// the last step, from just below the capacity, overshoots it by half at most.
+		// The start ends at the ceiling too: its windows of one latency would make the
+		// probes, counted in windows, twice as frequent there for good.
 		if waiting < 0.5 && !crowded {
 			if mostHeld >= c.limit {
 				next = c.limit + max(1, c.limit/2)
 			}
-			return min(max(next, c.floor), c.ceiling)
+			next = min(max(next, c.floor), c.ceiling)
+			c.settled = next == c.ceiling
+			return next
 		}
 		c.settled = true
 	}
