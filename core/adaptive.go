@@ -79,7 +79,8 @@ const (
 	windowMinTime  = 40 * time.Millisecond
 	// Every probeEvery windows, one window runs at three quarters of the limit (one call
 	// fewer at least) to measure the unloaded latency afresh: below the capacity whenever
-	// the limit is within a third above it, as it is once settled. The first probes come
+	// the limit is within a third above it, as it is once settled. (At the ceiling with
+	// nobody waiting, one call fewer: the dependency then serves the whole limit.) The first probes come
 	// sooner (after 4, 8, 16 windows), while the limit is still finding its level. A probe
 	// costs about a third of an unloaded latency of the dependency's throughput: under 1%
 	// every 32 windows of about two unloaded latencies each.
@@ -297,7 +298,15 @@ func (c *adaptive) closeWindow(now time.Duration, urgent bool) {
 		due = false
 	}
 	if faster || due {
-		c.startProbe(now, max(c.floor, c.limit-max(1, c.limit/4)))
+		depth := max(1, c.limit/4)
+		if c.limit == c.ceiling && c.served == 0 {
+			// At the ceiling with nobody waiting, the dependency serves the whole limit
+			// at once: one call fewer is below its capacity. (Not below the ceiling: a
+			// reference from before the dependency got a little faster also shows
+			// nobody waiting, with the limit above the capacity.)
+			depth = 1
+		}
+		c.startProbe(now, max(c.floor, c.limit-depth))
 		return
 	}
 	if c.cutFrom > 0 && c.lastMean > 0 && !cut && !c.lastCut {
