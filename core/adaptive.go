@@ -27,11 +27,11 @@ type AdaptiveConfig struct {
 	// latency once the limit is well below the ceiling: 100 waiters behind a limit of 8
 	// calls of 20ms wait 250ms.
 	//
-	// Calls the controller sees waiting inside the dependency (the limit's headroom above
-	// its capacity) take their places from that bound, since a caller then waits in both
-	// queues: the bound becomes floor(limit x QueuePerLimit - waiting inside), and may be 0
-	// once at least one call waits inside, which keeps the dependency busy by itself.
-	// Calls above PriorityNormal keep the whole bound.
+	// For calls up to PriorityNormal, once the controller has measured how many calls the
+	// dependency serves at once (C), the bound is floor(C x QueuePerLimit - calls waiting
+	// inside the dependency): a caller waits in both queues. It may be 0 once a call waits
+	// inside, which keeps the dependency busy by itself. Calls above PriorityNormal keep
+	// the whole bound.
 	QueuePerLimit float64
 	// Tolerance is how far the latency may rise above the unloaded latency, as a share of
 	// the limit's worth of calls waiting inside the dependency, before the limit comes
@@ -190,20 +190,22 @@ func (c *adaptive) queueFor(maxQueue int) int {
 	return min(int(max(math.Floor(float64(c.limit)*c.queuePer), 1)), maxQueue)
 }
 
-// plainQueueFor returns how many callers of any priority may wait: queueFor's share less
-// the calls waiting inside the dependency when the limit in force is used, by the last
-// crowded window's measure of how many it serves at once. A caller that queues here while
-// calls wait there too waits in both: at a capacity of 2 and a limit of 3 (one call
-// waiting inside), one more place in this queue took the served p99 from two dependency
-// latencies to three. Once a call waits inside, the dependency stays busy without this
-// queue, and the bound may fall to 0; before, it is at least one, to hand a released
+// plainQueueFor returns how many callers of any priority may wait. A caller waits about
+// QueuePerLimit of a dependency call when that many times the calls the dependency serves
+// at once wait ahead of it, here and inside the dependency together: once a crowded
+// window measured how many it serves, the bound is that share less the calls waiting
+// inside when the limit in force is used. (A caller that queues here while calls wait
+// there too waits in both: at a capacity of 2 and a limit of 3, with one call waiting
+// inside, one more place in this queue took the served p99 from two dependency latencies
+// to three.) Once a call waits inside, the dependency stays busy without this queue, and
+// the bound may fall to 0; before, it is queueFor's, at least one, to hand a released
 // permit on at once.
 func (c *adaptive) plainQueueFor(maxQueue int) int {
-	var inside float64
-	if c.served > 0 {
-		inside = max(math.Round(float64(c.inForce)-c.served), 0) // Little's law on one window: noisy
+	if c.served == 0 {
+		return c.queueFor(maxQueue)
 	}
-	q := math.Floor(float64(c.limit)*c.queuePer - inside)
+	inside := max(math.Round(float64(c.inForce)-c.served), 0) // Little's law on one window: noisy
+	q := math.Floor(c.served*c.queuePer - inside)
 	if inside < 1 {
 		q = max(q, 1)
 	}

@@ -88,7 +88,7 @@ func TestAdaptiveQueueLessCallsWaitingInside(t *testing.T) {
 		probeQueue, held int
 	}{
 		{"capacity 2, limit 3", 3, 30 * time.Millisecond, 1, 0, 1, 3},
-		{"capacity 8, limit 10", 10, 25 * time.Millisecond, 5, 3, 5, 10},
+		{"capacity 8, limit 10", 10, 25 * time.Millisecond, 5, 2, 4, 10},
 		{"capacity 16, limit 10", 10, 20 * time.Millisecond, 5, 5, 5, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
