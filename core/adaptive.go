@@ -137,6 +137,7 @@ type adaptive struct {
 	mostHeld int           // the most permits held when a sample was taken
 	skip     int           // samples still to ignore after a change of the limit
 	cut      int           // samples in it that a timeout cut short
+	cutSum   time.Duration // their latencies
 	urgent   bool          // calls above PriorityNormal waited at one of its samples
 
 	probing    bool
@@ -219,7 +220,7 @@ func (c *adaptive) startProbe(now time.Duration, limit int) {
 }
 
 func (c *adaptive) resetWindow(now time.Duration) {
-	c.winStart, c.n, c.sum, c.mostHeld, c.cut, c.urgent = now, 0, 0, 0, 0, false
+	c.winStart, c.n, c.sum, c.mostHeld, c.cut, c.cutSum, c.urgent = now, 0, 0, 0, 0, 0, false
 }
 
 // sample records one call that started at started and ended at now, when held permits
@@ -240,10 +241,12 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool
 		return false
 	}
 	c.n++
+	d := max(now-started, 0)
 	if cut {
 		c.cut++
+		c.cutSum += d
 	}
-	c.sum += max(now-started, 0)
+	c.sum += d
 	c.mostHeld = max(c.mostHeld, held)
 	if !c.windowDone(now) {
 		return false
@@ -276,6 +279,16 @@ func (c *adaptive) windowDone(now time.Duration) bool {
 func (c *adaptive) closeWindow(now time.Duration, urgent bool) {
 	mean := c.sum / time.Duration(c.n)
 	mostHeld, cut, timedOut := c.mostHeld, c.cut > 0, c.cut*10 >= c.n
+	if timedOut && c.cut*2 < c.n && c.unloaded > 0 {
+		// Most calls ended by themselves. Calls timed out by crowding leave the others
+		// slow too; calls timed out by the host's pauses (a process starved of CPU, a
+		// collection) leave them near the unloaded latency, and a lower limit would not
+		// make them fewer: such a window goes by its latency, which needs a second window
+		// to confirm it, instead of lowering the limit at once.
+		ended := (c.sum - c.cutSum) / time.Duration(c.n-c.cut)
+		waiting := float64(max(mostHeld, 1)) * (1 - float64(c.unloaded)/float64(ended))
+		timedOut = waiting > max(1.5, c.tolerance*float64(c.limit))
+	}
 	c.resetWindow(now)
 	if c.probing {
 		c.probing = false

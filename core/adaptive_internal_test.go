@@ -203,3 +203,40 @@ func TestAdaptiveProbePostponedForUrgentCallsWithinWindow(t *testing.T) {
 		}
 	}
 }
+
+// A window where a tenth of the calls timed out lowers the limit at once when the calls
+// that ended by themselves were slow too (crowding), but not when they ran at the
+// unloaded latency (the host's pauses timed the others out): lowering the limit would
+// not make those fewer, and a host that pauses all the time would take it to the floor.
+func TestAdaptiveTimeoutsWithFastCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ended time.Duration // the latency of the calls that were not cut short
+		lower bool
+	}{
+		{"the host's pauses", 1100 * time.Microsecond, false},
+		{"crowding", 3 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 10, QueuePerLimit: 0.5}, 200, 0)
+			c.settled = true
+			now := feed(c, 0, time.Millisecond, 10, 500, false) // the first probe: 1ms
+			if c.probing || c.unloaded != time.Millisecond {
+				t.Fatalf("after the first probe: probing %v, reference %v", c.probing, c.unloaded)
+			}
+			// One window: 5 of every 20 calls cut short by a 5ms timeout.
+			start := c.winStart
+			for i := 0; c.winStart == start; i++ {
+				d, cut := tc.ended, i%4 == 0
+				if cut {
+					d = 5 * time.Millisecond
+				}
+				c.sample(now, now+d, 10, cut, false)
+				now += 100 * time.Microsecond
+			}
+			if lowered := c.limit < 10; lowered != tc.lower {
+				t.Errorf("limit %d after the window: lowered %v, want %v", c.limit, lowered, tc.lower)
+			}
+		})
+	}
+}
