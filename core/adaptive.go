@@ -16,8 +16,9 @@ type AdaptiveConfig struct {
 	// MinConcurrentCalls is the floor of the limit (>= 1, at most MaxConcurrentCalls).
 	MinConcurrentCalls int
 	// InitialConcurrentCalls is the limit a new bulkhead starts with (0: the floor). The
-	// limit then grows by at most half of itself per measurement window while the latency
-	// stays near the dependency's unloaded latency, so a low start costs little time.
+	// limit then grows per measurement window (doubling under 4, by half from there)
+	// while the latency stays near the dependency's unloaded latency, so a low start
+	// costs little time.
 	// When set, it must lie between MinConcurrentCalls and MaxConcurrentCalls.
 	InitialConcurrentCalls int
 	// QueuePerLimit bounds the queue by the limit: at most
@@ -109,8 +110,9 @@ const (
 // max(0.5, Tolerance/2 x L), with the limit in use, it grows, by 0, 1, 2, 4, ... in
 // consecutive windows (one window's noise moves nothing), at most by half of itself per
 // window. In between it holds. Until a window first shows calls waiting, the start grows
-// the limit by half per window, windows of one latency with no arming, so that a bulkhead
-// starting at its floor reaches the capacity in about ten of the dependency's latencies.
+// the limit per window (twice it under 4, then by half), windows of one latency with no
+// arming, so that a bulkhead starting at its floor reaches a capacity of 8 in about eight
+// of the dependency's latencies.
 //
 // u is not the lowest latency ever seen: that ratchets the limit down for good when the
 // dependency itself gets slower (failsafe-go#127 is a cousin), and a long-term average
@@ -181,6 +183,18 @@ func (c *adaptive) configure(a AdaptiveConfig, ceiling int) {
 		c.limit = min(max(c.limit, c.floor), c.ceiling)
 		c.inForce = min(max(c.inForce, c.floor), c.limit)
 	}
+}
+
+// startStep returns the limit after a clean window of the start: twice the limit while it
+// is under 4 (1, 2, 4), half as much again from there (6, 9, 13, ...), within the bounds.
+// The doubling may take a capacity of 2 or 3 one or two calls over for a window; the
+// smaller steps keep the last one, from just below a larger capacity, within half of it.
+func (c *adaptive) startStep() int {
+	step := max(1, c.limit/2)
+	if c.limit < 4 {
+		step = c.limit
+	}
+	return min(max(c.limit+step, c.floor), c.ceiling)
 }
 
 // queueFor returns how many callers above PriorityNormal may wait when maxQueue is
@@ -264,8 +278,8 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool
 // now: at least max(2 x limit, windowMinCalls) samples over two unloaded latencies, or,
 // until the limit first finds the dependency crowded, max(limit, 2) over one. The start
 // thus takes about two unloaded latencies per step (one to let the calls running at the
-// change end, one to measure), however slow the dependency: at 1s, limits of 1, 2, 3, 4,
-// 6 and 9 in about ten seconds.
+// change end, one to measure), however slow the dependency: at 1s, limits of 1, 2, 4, 6
+// and 9 in about eight seconds.
 func (c *adaptive) windowDone(now time.Duration) bool {
 	if !c.settled {
 		return c.n >= max(c.inForce, 2) && now-c.winStart >= max(windowMinTime/2, c.unloaded)
@@ -296,6 +310,13 @@ func (c *adaptive) closeWindow(now time.Duration, urgent bool) {
 		c.windows = 0
 		c.growth, c.crowded = 0, 0
 		c.lastMean, c.cutFrom = 0, 0
+		if !c.settled && c.probesDone == 1 && mostHeld >= c.limit {
+			// A new bulkhead's first window, at its initial limit, measured the unloaded
+			// latency: nobody waited in it by definition, so it is a clean window of the
+			// start as well.
+			c.limit = c.startStep()
+			c.settled = c.limit == c.ceiling
+		}
 		c.inForce = c.limit
 		return
 	}
@@ -400,7 +421,7 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 		// probes, counted in windows, twice as frequent there for good.
 		if waiting < 0.5 && !crowded {
 			if mostHeld >= c.limit {
-				next = c.limit + max(1, c.limit/2)
+				next = c.startStep()
 			}
 			next = min(max(next, c.floor), c.ceiling)
 			c.settled = next == c.ceiling

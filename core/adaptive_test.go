@@ -339,7 +339,7 @@ func TestAdaptiveStart(t *testing.T) {
 				settled := load.measure(60*lat, 20*lat)
 				stop()
 				t.Logf("first 20 latencies: %v; limits %v", start, compress(start.limits))
-				assert.GreaterOrEqual(t, start.goodput, 0.6, "goodput in the first 20 latencies")
+				assert.GreaterOrEqual(t, start.goodput, 0.75, "goodput in the first 20 latencies")
 				assert.LessOrEqual(t, start.peak, 2*8, "peak inside the dependency while starting")
 				assertWithin(t, "from 40 latencies", settled, 8, 3*lat)
 			})
