@@ -240,8 +240,9 @@ func (c *adaptive) resetWindow(now time.Duration) {
 // sample records one call that started at started and ended at now, when held permits
 // were held (this call's included); cut is set when the call did not end by itself (its
 // timeout ended it, or its caller gave up on it): its latency is then a lower bound;
-// urgent is set when calls above PriorityNormal wait. It reports whether the limit in
-// force changed.
+// urgent is set when calls above PriorityNormal wait. It reports whether a window closed:
+// the limit in force may have changed, and the queue's bound for normal calls with the
+// capacity the window measured.
 func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool) bool {
 	c.urgent = c.urgent || urgent
 	switch {
@@ -269,9 +270,8 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool
 	c.closeWindow(now, c.urgent)
 	if c.inForce != before {
 		c.skip = held - 1
-		return true
 	}
-	return false
+	return true
 }
 
 // windowDone reports whether the current window has enough samples and time to close at

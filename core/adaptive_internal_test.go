@@ -240,3 +240,28 @@ func TestAdaptiveTimeoutsWithFastCalls(t *testing.T) {
 		})
 	}
 }
+
+// A window that leaves the limit where it was still measured the capacity, which the
+// queue's bound for normal calls follows: sample must report it, so that the ledger
+// applies the new bound.
+func TestAdaptiveWindowReportedWithoutLimitChange(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 3, QueuePerLimit: 0.5, Tolerance: 0.25}, 3, 0)
+	now := feed(c, 0, 20*time.Millisecond, 3, 6, false) // the first probe
+	if c.probing || c.limit != 3 {
+		t.Fatalf("after the first probe: probing %v, limit %d", c.probing, c.limit)
+	}
+	before := c.plainQueueFor(100)
+	reported := false
+	for start := c.winStart; c.winStart == start; now += 10 * time.Millisecond {
+		reported = c.sample(now-30*time.Millisecond, now, 3, false, false) // one call waits inside
+	}
+	if c.limit != 3 || c.inForce != 3 {
+		t.Fatalf("the limit moved to %d (%d in force)", c.limit, c.inForce)
+	}
+	if after := c.plainQueueFor(100); after == before {
+		t.Fatalf("the window left the bound at %d", after)
+	}
+	if !reported {
+		t.Error("the window closed without a report: the ledger keeps the old bound")
+	}
+}
