@@ -81,10 +81,10 @@ const (
 	// Every probeEvery windows, one window runs at three quarters of the limit (one call
 	// fewer at least) to measure the unloaded latency afresh: below the capacity whenever
 	// the limit is within a third above it, as it is once settled. (At the ceiling with
-	// nobody waiting, one call fewer: the dependency then serves the whole limit.) The first probes come
-	// sooner (after 4, 8, 16 windows), while the limit is still finding its level. A probe
-	// costs about a third of an unloaded latency of the dependency's throughput: under 1%
-	// every 32 windows of about two unloaded latencies each.
+	// nobody waiting, one call fewer: the dependency then serves the whole limit.) The
+	// first probes come sooner (after 4, 8, 16 windows), while the limit is still finding
+	// its level. A probe costs about a third of an unloaded latency of the dependency's
+	// throughput: under 1% every 32 windows of about two unloaded latencies each.
 	probeEvery = 32
 	// The unloaded latency is the lowest of the last probeKeep probes: one probe taken
 	// while the limit was far too high (right after the capacity fell) cannot raise it.
@@ -149,7 +149,7 @@ type adaptive struct {
 	unloaded   time.Duration            // min(probes)
 	lastMean   time.Duration            // the last window's mean latency, 0 after a probe
 	lastCut    bool                     // the last window had calls cut short
-	served     float64                  // calls the dependency served at once in the last crowded window, 0 if none
+	served     float64                  // calls served at once in the last crowded window, or 0
 	cutFrom    int                      // the limit before the last window lowered it, or 0
 	growth     int                      // the next increase
 	crowded    int                      // 1 after a crowded window
