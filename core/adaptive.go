@@ -300,8 +300,7 @@ func (c *adaptive) closeWindow(now time.Duration, urgent bool) {
 		// make them fewer: such a window goes by its latency, which needs a second window
 		// to confirm it, instead of lowering the limit at once.
 		ended := (c.sum - c.cutSum) / time.Duration(c.n-c.cut)
-		waiting := float64(max(mostHeld, 1)) * (1 - float64(c.unloaded)/float64(ended))
-		timedOut = waiting > max(1.5, c.tolerance*float64(c.limit))
+		timedOut = c.waiting(ended, mostHeld) > c.crowdedAbove()
 	}
 	c.resetWindow(now)
 	if c.probing {
@@ -382,20 +381,31 @@ func (c *adaptive) remember(d time.Duration) {
 	}
 }
 
+// waiting returns how many of mostHeld calls waited inside the dependency rather than
+// being served, by Little's law, when their mean latency was mean.
+func (c *adaptive) waiting(mean time.Duration, mostHeld int) float64 {
+	return float64(max(mostHeld, 1)) * (1 - float64(c.unloaded)/float64(mean))
+}
+
+// crowdedAbove returns how many calls may wait inside the dependency before a window
+// counts as crowded: beta, max(1.5, Tolerance x limit).
+func (c *adaptive) crowdedAbove() float64 {
+	return max(1.5, c.tolerance*float64(c.limit))
+}
+
 // next returns the limit after a window of mean latency mean in which at most mostHeld
 // permits were held at once; timedOut is set when a tenth of its calls or more were cut
 // short by a timeout, which takes no second window to confirm.
 func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 	limit := float64(c.limit)
-	ratio := float64(c.unloaded) / float64(mean) // u/m: 1 unloaded, smaller when crowded
 	inFlight := float64(max(mostHeld, 1))
-	waiting := inFlight * (1 - ratio)
+	waiting := c.waiting(mean, mostHeld)
 	c.served = 0
 	if waiting >= 0.5 {
-		c.served = inFlight * ratio // a lower bound of the capacity otherwise
+		c.served = inFlight - waiting // a lower bound of the capacity otherwise
 	}
 	alpha := max(0.5, c.tolerance/2*limit)
-	beta := max(1.5, c.tolerance*limit)
+	beta := c.crowdedAbove()
 	next := c.limit
 	if waiting >= inFlight-1+alpha && !timedOut {
 		// More calls seem to wait than could (by a clear margin): of those held, one at
@@ -437,7 +447,7 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 		c.growth = 0
 	case crowded:
 		// Down to what the dependency served in the window, plus a little headroom.
-		target := math.Ceil(inFlight*ratio + alpha)
+		target := math.Ceil(inFlight - waiting + alpha)
 		next = int(max(target, math.Ceil(limit*3/4)))
 		next = min(next, c.limit-1)
 		c.growth = 0
