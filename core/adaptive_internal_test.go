@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -128,57 +129,60 @@ func TestAdaptiveQueueLessCallsWaitingInside(t *testing.T) {
 // PriorityNormal finds an adaptive bulkhead at its limit full, while a critical call
 // still waits for a permit.
 func TestAdaptiveNormalRefusedWhereCriticalWaits(t *testing.T) {
-	b, err := New(Config{Name: "dep", MaxConcurrentCalls: 200, MaxQueueSize: 100,
-		Adaptive: &AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 3}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Shutdown(context.Background())
-	l := &b.ledger
-	l.mu.Lock()
-	c := l.adapt
-	c.probing, c.inForce, c.unloaded, c.served = false, 3, 20*time.Millisecond, 2
-	l.applyLimitLocked()
-	l.mu.Unlock()
-
-	ctx := context.Background()
-	var held []Permit
-	for range 3 {
-		p, err := b.Acquire(ctx)
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New(Config{Name: "dep", MaxConcurrentCalls: 200, MaxQueueSize: 100,
+			Adaptive: &AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 3}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		held = append(held, p)
-	}
-	if _, err := b.Acquire(ctx); !errors.Is(err, ErrFull) {
-		t.Fatalf("a normal call at the limit: %v, want ErrFull", err)
-	}
-	got := make(chan error, 1)
-	go func() {
-		p, err := b.Acquire(WithPriority(ctx, PriorityCritical))
-		if err == nil {
-			err = p.Release(Success)
+		defer b.Shutdown(context.Background())
+		l := &b.ledger
+		l.mu.Lock()
+		c := l.adapt
+		c.probing, c.inForce, c.unloaded, c.served = false, 3, 20*time.Millisecond, 2
+		l.applyLimitLocked()
+		l.mu.Unlock()
+
+		ctx := context.Background()
+		var held []Permit
+		for range 3 {
+			p, err := b.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, p)
 		}
-		got <- err
-	}()
-	for b.Stats().QueuedTasks == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if _, err := b.Acquire(ctx); !errors.Is(err, ErrFull) {
-		t.Fatalf("a normal call behind a waiting critical one: %v, want ErrFull", err)
-	}
-	if err := held[0].Release(Success); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-got; err != nil {
-		t.Fatalf("the critical call: %v", err)
-	}
-	for _, p := range held[1:] {
-		p.Release(Success)
-	}
-	if s := b.Stats(); s.RejectedExecutions != 2 || s.SuccessfulExecutions != 4 {
-		t.Errorf("stats %+v: want 2 rejected, 4 successful", s)
-	}
+		if _, err := b.Acquire(ctx); !errors.Is(err, ErrFull) {
+			t.Fatalf("a normal call at the limit: %v, want ErrFull", err)
+		}
+		got := make(chan error, 1)
+		go func() {
+			p, err := b.Acquire(WithPriority(ctx, PriorityCritical))
+			if err == nil {
+				err = p.Release(Success)
+			}
+			got <- err
+		}()
+		synctest.Wait()
+		if q := b.Stats().QueuedTasks; q != 1 {
+			t.Fatalf("%d queued, want the critical call", q)
+		}
+		if _, err := b.Acquire(ctx); !errors.Is(err, ErrFull) {
+			t.Fatalf("a normal call behind a waiting critical one: %v, want ErrFull", err)
+		}
+		if err := held[0].Release(Success); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatalf("the critical call: %v", err)
+		}
+		for _, p := range held[1:] {
+			p.Release(Success)
+		}
+		if s := b.Stats(); s.RejectedExecutions != 2 || s.SuccessfulExecutions != 4 {
+			t.Errorf("stats %+v: want 2 rejected, 4 successful", s)
+		}
+	})
 }
 
 // Urgent calls that waited during a window postpone a probe even when none wait at the
