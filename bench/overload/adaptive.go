@@ -197,9 +197,11 @@ func (p phaseReport) met(lat time.Duration) bool {
 
 // phases cuts r into the stretches the adaptive targets apply to: from settleStart to the
 // end without a schedule; with one, each capacity from settleChange after it starts
-// (settleStart for the first) to its end.
+// (settleStart for the first) to its end. It cuts the runs of the adaptive modes, and of
+// none: with every client inside the dependency, none's goodput is the most the
+// dependency serves on this host, the ceiling the guards' goodput is measured against.
 func phases(o options, r result) []phaseReport {
-	if !adaptiveModes[r.Mode] {
+	if !adaptiveModes[r.Mode] && r.Mode != "none" {
 		return nil
 	}
 	sc := o.server
@@ -261,7 +263,7 @@ type servedAt struct {
 	End, D time.Duration
 }
 
-// printPhases writes the adaptive targets' table for the adaptive runs of rs.
+// printPhases writes the adaptive targets' table for the runs of rs that phases cut.
 func printPhases(w io.Writer, o options, rs []result) {
 	lat := o.server.DepLatency
 	header := false
@@ -279,7 +281,10 @@ func printPhases(w io.Writer, o options, rs []result) {
 				limit = fmt.Sprintf("%d..%d", p.LimitMin, p.LimitMax)
 			}
 			verdict := "met"
-			if !p.met(lat) {
+			switch {
+			case r.Mode == "none":
+				verdict = "– (the dependency's ceiling)"
+			case !p.met(lat):
 				verdict = "MISSED"
 			}
 			fmt.Fprintf(w, "| %s | %.0f-%.0f s | %d | %.0f%% | %s | %d | %s | %s |\n",

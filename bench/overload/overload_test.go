@@ -179,3 +179,32 @@ func TestSummarize(t *testing.T) {
 	s := summarize(ds)
 	assert.Equal(t, summary{N: 100, P50: 50 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}, s)
 }
+
+// TestPhases checks the adaptive targets' stretches: an unguarded run is cut too (its
+// goodput is the dependency's ceiling), a static guard's is not.
+func TestPhases(t *testing.T) {
+	o := small()
+	o.server.DepCapacity, o.server.DepLatency = 2, 10*time.Millisecond // 200 calls/s
+	r := result{Mode: "none"}
+	r.Client.Elapsed = settleStart + 2*time.Second
+	for at := time.Duration(0); at < r.Client.Elapsed; at += 10 * time.Millisecond {
+		r.Client.Served = append(r.Client.Served, servedAt{End: at, D: 40 * time.Millisecond}) // 100/s
+	}
+	r.Server.Timeline = make([]timelineStep, int(r.Client.Elapsed/timelineEvery))
+	for i := range r.Server.Timeline {
+		r.Server.Timeline[i].Peak = 3
+	}
+	ps := phases(o, r)
+	require.Len(t, ps, 1)
+	assert.Equal(t, settleStart, ps[0].From)
+	assert.InDelta(t, 0.5, ps[0].Goodput, 0.01)
+	assert.Equal(t, 40*time.Millisecond, ps[0].ServedP99)
+	assert.EqualValues(t, 3, ps[0].Peak)
+
+	var out bytes.Buffer
+	printPhases(&out, o, []result{{Mode: "none", Phases: ps}})
+	assert.Contains(t, out.String(), "| no protection | 5-7 s | 2 | 50% | 40.0 ms | 3 | – | – (the dependency's ceiling) |")
+
+	r.Mode = "bulkman"
+	assert.Nil(t, phases(o, r), "a static guard is told the capacity: no adaptive targets")
+}
