@@ -208,3 +208,19 @@ func TestPhases(t *testing.T) {
 	r.Mode = "bulkman"
 	assert.Nil(t, phases(o, r), "a static guard is told the capacity: no adaptive targets")
 }
+
+func TestCriticalFloor(t *testing.T) {
+	o := small()
+	o.load.Clients, o.server.DepCapacity, o.server.DepLatency = 80, 8, 20*time.Millisecond
+	for _, c := range []struct {
+		share float64
+		want  time.Duration
+	}{
+		{0.2, 40 * time.Millisecond}, // 16 clients on 8 places: each waits one call
+		{0.1, 20 * time.Millisecond}, // 8 on 8: none need wait
+		{0.05, 20 * time.Millisecond},
+	} {
+		o.prio.critical = c.share
+		assert.Equal(t, c.want, criticalFloor(o), "critical share %v", c.share)
+	}
+}

@@ -293,9 +293,8 @@ func (c *prioClient) close() { c.c.CloseIdleConnections() }
 // mixedResult is one run of the mixed scenario.
 type mixedResult struct {
 	mode             string
-	unloaded         summary       // critical requests alone, one client
-	floor            time.Duration // the critical clients' least mean latency
-	criticalOnly     classTally    // the critical clients alone, all of them, no other traffic
+	unloaded         summary    // critical requests alone, one client
+	criticalOnly     classTally // the critical clients alone, all of them, no other traffic
 	critical, normal classTally
 }
 
@@ -320,13 +319,24 @@ func runClients(c *prioClient, tallies []*classTally, classes []prioClass, pause
 // aloneCalls is how many critical requests, one after another, measure the unloaded p99.
 const aloneCalls = 500
 
+// criticalClients is how many of the mixed scenario's clients send critical requests.
+func criticalClients(o options) int {
+	return int(float64(o.load.Clients)*o.prio.critical + 0.5)
+}
+
+// criticalFloor is the least mean latency any scheduler can give the mixed scenario's
+// critical clients: closed loops without a pause, served at most capacity/latency calls a
+// second, take clients/that each on average (Little's law), and never less than one
+// latency.
+func criticalFloor(o options) time.Duration {
+	n, capacity := criticalClients(o), o.server.DepCapacity
+	return o.server.DepLatency * time.Duration(max(n, capacity)) / time.Duration(capacity)
+}
+
 func runMixed(mode string, o options) (*mixedResult, error) {
 	clients := o.load.Clients
-	nCritical := int(float64(clients)*o.prio.critical + 0.5)
-	// The lowest mean latency any scheduler can give the critical clients: closed loops
-	// without a pause, served at most capacity/latency a second, wait nCritical/that
-	// on average (Little's law), and never less than one latency.
-	r := &mixedResult{mode: mode, floor: o.server.DepLatency * time.Duration(max(nCritical, o.server.DepCapacity)) / time.Duration(o.server.DepCapacity)}
+	nCritical := criticalClients(o)
+	r := &mixedResult{mode: mode}
 
 	// The second baseline: the critical clients alone, on a server of their own, so
 	// that what the mixed run finds is not what this one left behind.
@@ -442,7 +452,7 @@ func runPriorities(o options, w io.Writer) error {
 					only := summarize(r.criticalOnly.served).P99
 					alone := float64(max(r.unloaded.P99, 1))
 					fmt.Fprintf(w, "%-9s %8.1f%% %9s %9s %7.2fx %7.2fx %9s %7.2fx %9.0f %9.0f\n", m, 100*r.critical.share(), fmtDur(p99), fmtDur(r.unloaded.P99),
-						float64(p99)/alone, float64(r.floor)/alone, fmtDur(only), float64(p99)/float64(max(only, 1)),
+						float64(p99)/alone, float64(criticalFloor(o))/alone, fmtDur(only), float64(p99)/float64(max(only, 1)),
 						float64(len(r.critical.served))/secs, float64(len(r.normal.served))/secs)
 				}
 			case "flood":
