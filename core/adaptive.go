@@ -267,7 +267,7 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool
 		return false
 	}
 	before := c.inForce
-	c.closeWindow(now, c.urgent)
+	c.closeWindow(now)
 	if c.inForce != before {
 		c.skip = held - 1
 	}
@@ -287,12 +287,14 @@ func (c *adaptive) windowDone(now time.Duration) bool {
 	return c.n >= max(2*c.inForce, windowMinCalls) && now-c.winStart >= max(windowMinTime, 2*c.unloaded)
 }
 
-// closeWindow ends the current window and adjusts the limit; urgent is set when calls
-// above PriorityNormal waited at any of its samples (at its last only, a moment when the
-// queue happened to hold none of them would let a probe cut the limit under them).
-func (c *adaptive) closeWindow(now time.Duration, urgent bool) {
+// closeWindow ends the current window and adjusts the limit.
+func (c *adaptive) closeWindow(now time.Duration) {
 	mean := c.sum / time.Duration(c.n)
 	mostHeld, cut, timedOut := c.mostHeld, c.cut > 0, c.cut*10 >= c.n
+	// Calls above PriorityNormal waited at any of the window's samples. (At its last only,
+	// a moment when the queue happened to hold none of them would let a probe cut the
+	// limit under them.)
+	urgent := c.urgent
 	if timedOut && c.cut*2 < c.n && c.unloaded > 0 {
 		// Most calls ended by themselves. Calls timed out by crowding leave the others
 		// slow too; calls timed out by the host's pauses (a process starved of CPU, a
@@ -424,16 +426,16 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 	}
 	if !c.settled {
 		// The start: until a window shows calls waiting inside the dependency, every
-		// window that used the whole limit grows it by half, without a first window to
-		// arm it. Only a window with nearly no one waiting counts as clean here, so that
-		// the last step, from just below the capacity, overshoots it by half at most.
+		// window that used the whole limit grows it by a start step, without a first
+		// window to arm it. Only a window with nearly no one waiting counts as clean
+		// here, so that the last step, from just below the capacity, overshoots it by
+		// half at most.
 		// The start ends at the ceiling too: its windows of one latency would make the
 		// probes, counted in windows, twice as frequent there for good.
 		if waiting < 0.5 && !crowded {
 			if mostHeld >= c.limit {
-				next = c.startStep()
+				next = c.startStep() // within the bounds, as c.limit is
 			}
-			next = min(max(next, c.floor), c.ceiling)
 			c.settled = next == c.ceiling
 			return next
 		}
