@@ -79,6 +79,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.load.IdleProbes, "idle-probes", 200, "no-op probes sent one after another before each run, for the idle round trip")
 	fs.DurationVar(&o.server.DepLatency, "dep-latency", 20*time.Millisecond, "the dependency's latency")
 	fs.IntVar(&o.server.DepCapacity, "dep-capacity", 8, "calls the dependency serves at once")
+	fs.Float64Var(&o.server.DepSpread, "dep-spread", 0, "the spread of the dependency's latency: 0, every call takes -dep-latency; above 0, lognormal latencies of mean -dep-latency with this coefficient of variation (e.g. 0.5)")
 	fs.IntVar(&o.server.Limit, "limit", 8, "bulkhead size (bulkman MaxConcurrentCalls, failsafe bulkhead)")
 	fs.IntVar(&o.server.Queue, "queue", 8, "bulkman MaxQueueSize")
 	fs.DurationVar(&o.server.Timeout, "timeout", 100*time.Millisecond, "bulkman Timeout and failsafe timeout")
@@ -113,11 +114,26 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-idle-probes must be at least 0")
 	case o.server.DepCapacity < 1, o.server.Limit < 1, o.server.Queue < 0, o.server.DepLatency <= 0:
 		return o, errors.New("-dep-capacity and -limit must be at least 1, -queue at least 0, -dep-latency positive")
+	case !(o.server.DepSpread >= 0 && o.server.DepSpread <= maxDepSpread): // NaN fails too
+		return o, fmt.Errorf("-dep-spread must be between 0 and %d, not %v", maxDepSpread, o.server.DepSpread)
 	}
 	if err := checkAdaptiveFlags(&o); err != nil {
 		return o, err
 	}
 	return o, nil
+}
+
+// maxDepSpread bounds -dep-spread: at 10 the median call takes a tenth of the mean.
+const maxDepSpread = 10
+
+// depDesc describes the dependency for a report's header: "20ms x 8 at once", with the
+// latencies' spread when there is one.
+func depDesc(sc serverConfig) string {
+	s := fmt.Sprintf("%v x %d at once", sc.DepLatency, sc.DepCapacity)
+	if sc.DepSpread > 0 {
+		s += fmt.Sprintf(" (latency lognormal, mean %v, spread %g)", sc.DepLatency, sc.DepSpread)
+	}
+	return s
 }
 
 func splitList(s string) []string {
@@ -178,8 +194,8 @@ func run(o options, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "overload: %d clients, %d requests per run (at most %v), refusal pause %v, client timeout %v; dependency %v x %d at once\n",
-		o.load.Clients, o.load.Requests, o.load.MaxDuration, o.load.RefusalPause, o.load.ClientTimeout, o.server.DepLatency, o.server.DepCapacity)
+	fmt.Fprintf(stdout, "overload: %d clients, %d requests per run (at most %v), refusal pause %v, client timeout %v; dependency %s\n",
+		o.load.Clients, o.load.Requests, o.load.MaxDuration, o.load.RefusalPause, o.load.ClientTimeout, depDesc(o.server))
 	fmt.Fprintf(stdout, "bulkman: limit %d, queue %d, timeout %v, breaker %v; failsafe-go: bulkhead %d, max wait %v, timeout %v\n",
 		o.server.Limit, o.server.Queue, o.server.Timeout, o.server.Breaker, o.server.Limit, o.server.MaxWait, o.server.Timeout)
 	fmt.Fprintf(stdout, "%s %s/%s, GOMAXPROCS %d, load average at start %s\n",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"testing"
@@ -164,9 +165,30 @@ func TestParseOptions(t *testing.T) {
 	assert.Equal(t, 20*time.Millisecond, o.server.DepLatency)
 	for _, args := range [][]string{
 		{"-proto", "udp"}, {"-mode", "magic"}, {"-clients", "0"}, {"-limit", "0"}, {"-queue", "-1"}, {"-idle-probes", "-1"},
+		{"-dep-spread", "-0.5"}, {"-dep-spread", "NaN"}, {"-dep-spread", "11"},
 	} {
 		_, err := parseOptions(args, io.Discard)
 		assert.Error(t, err, "%v", args)
+	}
+}
+
+// TestDependencySpread checks the spread dependency's latencies: their mean is the
+// latency asked for and their coefficient of variation the spread; without a spread every
+// call takes the latency.
+func TestDependencySpread(t *testing.T) {
+	assert.Equal(t, 20*time.Millisecond, newDependency(20*time.Millisecond, 8, 0).callLatency())
+	for _, spread := range []float64{0.25, 1} {
+		d := newDependency(20*time.Millisecond, 8, spread)
+		const n = 200_000
+		var sum, sumSq float64
+		for range n {
+			x := float64(d.callLatency())
+			sum, sumSq = sum+x, sumSq+x*x
+		}
+		mean := sum / n
+		cv := math.Sqrt(sumSq/n-mean*mean) / mean
+		assert.InEpsilon(t, float64(20*time.Millisecond), mean, 0.02, "mean at spread %g", spread)
+		assert.InEpsilon(t, spread, cv, 0.05, "coefficient of variation at spread %g", spread)
 	}
 }
 

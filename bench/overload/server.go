@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime"
@@ -38,13 +40,17 @@ import (
 type serverConfig struct {
 	Proto       string        `json:"proto"`        // "grpc" or "http"
 	Mode        string        `json:"mode"`         // "none", "bulkman" or "failsafe"
-	DepLatency  time.Duration `json:"dep_latency"`  // how long one dependency call takes
+	DepLatency  time.Duration `json:"dep_latency"`  // how long one dependency call takes (its mean)
 	DepCapacity int           `json:"dep_capacity"` // how many it serves at once; the rest wait
 	Limit       int           `json:"limit"`        // bulkman MaxConcurrentCalls; failsafe bulkhead size
 	Queue       int           `json:"queue"`        // bulkman MaxQueueSize
 	Timeout     time.Duration `json:"timeout"`      // bulkman Timeout; failsafe timeout policy
 	MaxWait     time.Duration `json:"max_wait"`     // failsafe bulkhead max wait time
 	Breaker     bool          `json:"breaker"`      // bulkman CircuitBreakerEnabled (5/3/30s)
+	// DepSpread, when above 0, draws every call's latency from a lognormal distribution of
+	// mean DepLatency and this coefficient of variation (its standard deviation over its
+	// mean), as a real service's latencies spread; 0 makes every call take DepLatency.
+	DepSpread float64 `json:"dep_spread,omitempty"`
 	// Schedule, when set, moves the dependency's capacity to each value in turn, one
 	// every ScheduleEvery from the start of the load (DepCapacity is then unused).
 	Schedule      []int         `json:"schedule,omitempty"`
@@ -87,14 +93,30 @@ type serverReport struct {
 type dependency struct {
 	slots     chan struct{}
 	latency   time.Duration
+	mu, sigma float64 // of the logarithm of a call's latency in nanoseconds, when spread
 	inHandler atomic.Int64
 	peak      atomic.Int64
 	stepPeak  atomic.Int64 // peak since the timeline's last step
 	completed atomic.Int64 // calls that got a slot and ran their full latency
 }
 
-func newDependency(latency time.Duration, capacity int) *dependency {
-	return &dependency{slots: make(chan struct{}, capacity), latency: latency}
+func newDependency(latency time.Duration, capacity int, spread float64) *dependency {
+	d := &dependency{slots: make(chan struct{}, capacity), latency: latency}
+	if spread > 0 {
+		// A lognormal of mean m and coefficient of variation c: sigma^2 = ln(1 + c^2),
+		// mu = ln(m) - sigma^2/2.
+		v := math.Log1p(spread * spread)
+		d.sigma, d.mu = math.Sqrt(v), math.Log(float64(latency))-v/2
+	}
+	return d
+}
+
+// callLatency returns how long the next call takes, once it has a slot.
+func (d *dependency) callLatency() time.Duration {
+	if d.sigma == 0 {
+		return d.latency
+	}
+	return time.Duration(math.Exp(d.mu + d.sigma*rand.NormFloat64()))
 }
 
 // handle is the application handler's body: count the request in, call the dependency.
@@ -111,7 +133,7 @@ func (d *dependency) handle(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer func() { <-d.slots }()
-	t := time.NewTimer(d.latency)
+	t := time.NewTimer(d.callLatency())
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -282,7 +304,7 @@ func startServer(cfg serverConfig) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{addr: lis.Addr().String(), dep: newDependency(cfg.DepLatency, cfg.DepCapacity), rec: &recorder{}}
+	s := &server{addr: lis.Addr().String(), dep: newDependency(cfg.DepLatency, cfg.DepCapacity, cfg.DepSpread), rec: &recorder{}}
 	s.adapt.cfg = cfg
 	if adaptiveModes[cfg.Mode] {
 		if err := s.adaptiveServer(cfg); err != nil {
