@@ -86,8 +86,9 @@ const (
 	// its level. A probe costs about a third of an unloaded latency of the dependency's
 	// throughput: under 1% every 32 windows of about two unloaded latencies each.
 	probeEvery = 32
-	// The unloaded latency is the lowest of the last probeKeep probes: one probe taken
-	// while the limit was far too high (right after the capacity fell) cannot raise it.
+	// The unloaded latency comes from the last probeKeep probes: their lowest, so that
+	// one probe taken while the limit was far too high (right after the capacity fell)
+	// cannot raise it, unless they differ by no more than their noise (see remember).
 	probeKeep = 2
 	// A probe that falls due while calls above PriorityNormal wait is postponed, up to
 	// probePostpone x probeEvery windows since the last one. A probe slows the calls
@@ -95,6 +96,27 @@ const (
 	// that it touches fewer than 1% of them when urgent calls wait all the time, and
 	// leaves their p99 alone, it may come only every few hundred windows.
 	probePostpone = 16
+	// A window's mean is as noisy as the dependency's latencies are spread. So that it
+	// measures the calls waiting inside to a twentieth of the limit or better, and to a
+	// quarter of a call at small limits (where the thresholds are counts of calls, not
+	// shares of the limit), a window that does not already decide clearly (see decisive)
+	// holds at least min(spreadSamples, 16 x limit^2) x cv^2 calls, cv the coefficient of
+	// variation of the dependency's own latencies (its standard deviation over its mean,
+	// measured where it is not crowded), up to maxSpread: at a limit of 5 or more, 100
+	// calls at a cv of 0.5 and 400 at 1; at a limit of 2, 16 and 64. With calls that all
+	// take about as long, this adds nothing to the counts above. Measured in simulation,
+	// windows of 2 x limit calls let the limit wander between 5 and 14 in front of a
+	// capacity of 8 at a cv of 0.5, and fall to 1 at a cv of 1.
+	spreadSamples = 400
+	maxSpread     = 4
+	// decisiveZ is how many standard errors a window's waiting must lie from the
+	// thresholds to close the window early.
+	decisiveZ = 2
+	// agreeZ is how many standard errors of their difference two measurements of the
+	// unloaded latency may differ by and still count as measuring the same latency (see
+	// remember). The mean of a few calls of a long-tailed latency is more often far below
+	// the true mean than a normal one would be.
+	agreeZ = 3
 )
 
 // adaptive is the controller of an adaptive bulkhead's limit. It is fed one sample per
@@ -117,14 +139,21 @@ const (
 // u is not the lowest latency ever seen: that ratchets the limit down for good when the
 // dependency itself gets slower (failsafe-go#127 is a cousin), and a long-term average
 // follows the latency that load causes, so the limit never comes down. Instead, every 32
-// windows one window runs at three quarters of the limit, taking samples only from calls
-// that started in it, when the dependency is not crowded, and u is the lowest of the last
-// two such probes. A dependency that gets slower is therefore followed within two probes
-// (sooner when the limit falls and the latency does not), one that gets much faster at
-// once, and latency that load causes is never taken for the unloaded latency (unless the
-// limit is more than a third above the capacity, as right after the capacity falls: the
-// rule above corrects that within a few windows, and the lowest of two probes outvotes
-// one such probe).
+// windows one window runs at three quarters of the limit (or at the calls the dependency
+// was last seen to serve at once, if fewer), taking samples only from calls that started
+// in it, when the dependency is not crowded, and u is the lowest of the last two such
+// probes. A dependency that gets slower is therefore followed within two probes (sooner
+// when the limit falls and the latency does not), one that gets much faster at once, and
+// latency that load causes is never taken for the unloaded latency (unless the limit is
+// more than a third above the capacity, as right after the capacity falls: the rule above
+// corrects that within a few windows, and the lowest of two probes outvotes one such
+// probe).
+//
+// Where the dependency's latencies spread, as a real service's do, one window's mean is
+// noisy. The controller measures the spread (the squared coefficient of variation of the
+// calls of windows that were not crowded) and lengthens the windows to match it, unless
+// a window's mean already decides the next move by two standard errors; it keeps the
+// number of calls each measurement of u rests on, and weighs them by it (see reference).
 type adaptive struct {
 	floor, ceiling int
 	limit          int // the limit it wants
@@ -136,24 +165,33 @@ type adaptive struct {
 	winStart time.Duration // clock offset
 	n        int           // samples in it
 	sum      time.Duration // their latencies
+	sumSq    float64       // the sum of their squares, in ns^2
 	mostHeld int           // the most permits held when a sample was taken
 	skip     int           // samples still to ignore after a change of the limit
 	cut      int           // samples in it that a timeout cut short
 	cutSum   time.Duration // their latencies
 	urgent   bool          // calls above PriorityNormal waited at one of its samples
+	check    int           // windowDone looks no closer before this sample
+	checkAt  time.Duration // nor before this time
 
-	probing    bool
-	windows    int                      // windows since the last probe
-	probesDone int                      // measurements of the unloaded latency so far
-	probes     [probeKeep]time.Duration // the last of them, 0 if none
-	unloaded   time.Duration            // min(probes)
-	lastMean   time.Duration            // the last window's mean latency, 0 after a probe
-	lastCut    bool                     // the last window had calls cut short
-	served     float64                  // calls served at once in the last crowded window, or 0
-	cutFrom    int                      // the limit before the last window lowered it, or 0
-	growth     int                      // the next increase
-	crowded    int                      // 1 after a crowded window
-	settled    bool                     // a window was crowded: the start is over
+	probing       bool
+	windows       int                      // windows since the last probe
+	probesDone    int                      // measurements of the unloaded latency so far
+	probes        [probeKeep]time.Duration // the last of them, 0 if none
+	probeCalls    [probeKeep]int           // how many calls each measured
+	unloaded      time.Duration            // from probes: see remember
+	unloadedCalls int                      // how many calls it rests on
+	spreads       [probeKeep]float64       // cv^2 of the last windows that were not crowded
+	spreadCalls   [probeKeep]int           // how many calls each measured
+	spreadsN      int                      // how many were measured
+	spread        float64                  // from spreads: the dependency's own cv^2
+	lastMean      time.Duration            // the last window's mean latency, 0 after a probe
+	lastCut       bool                     // the last window had calls cut short
+	served        float64                  // calls served at once in the last crowded window, or 0
+	cutFrom       int                      // the limit before the last window lowered it, or 0
+	growth        int                      // the next increase
+	crowded       int                      // 1 after a crowded window
+	settled       bool                     // a window was crowded: the start is over
 }
 
 func newAdaptive(a AdaptiveConfig, ceiling int, now time.Duration) *adaptive {
@@ -234,7 +272,8 @@ func (c *adaptive) startProbe(now time.Duration, limit int) {
 }
 
 func (c *adaptive) resetWindow(now time.Duration) {
-	c.winStart, c.n, c.sum, c.mostHeld, c.cut, c.cutSum, c.urgent = now, 0, 0, 0, 0, 0, false
+	c.winStart, c.n, c.sum, c.sumSq, c.mostHeld, c.cut, c.cutSum, c.urgent = now, 0, 0, 0, 0, 0, 0, false
+	c.check, c.checkAt = 0, 0
 }
 
 // sample records one call that started at started and ended at now, when held permits
@@ -262,6 +301,7 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool
 		c.cutSum += d
 	}
 	c.sum += d
+	c.sumSq += float64(d) * float64(d)
 	c.mostHeld = max(c.mostHeld, held)
 	if !c.windowDone(now) {
 		return false
@@ -279,22 +319,113 @@ func (c *adaptive) sample(started, now time.Duration, held int, cut, urgent bool
 // until the limit first finds the dependency crowded, max(limit, 2) over one. The start
 // thus takes about two unloaded latencies per step (one to let the calls running at the
 // change end, one to measure), however slow the dependency: at 1s, limits of 1, 2, 4, 6
-// and 9 in about eight seconds.
+// and 9 in about eight seconds. Where the dependency's latencies spread, a window then
+// runs on until it holds the calls spreadNeed asks for, unless its waiting already decides
+// the limit's next move clearly (see decisive; a probe, which measures the unloaded
+// latency, always runs on).
 func (c *adaptive) windowDone(now time.Duration) bool {
-	if !c.settled {
-		return c.n >= max(c.inForce, 2) && now-c.winStart >= max(windowMinTime/2, c.unloaded)
+	// Until the window has its least samples and time, or its next sample at which to
+	// weigh the spread, one comparison each: this runs at every call's end.
+	if c.n < c.check || now < c.checkAt {
+		return false
 	}
-	return c.n >= max(2*c.inForce, windowMinCalls) && now-c.winStart >= max(windowMinTime, 2*c.unloaded)
+	return c.windowEnds(now)
+}
+
+// windowEnds is windowDone past the quick test: it sets when to ask again.
+func (c *adaptive) windowEnds(now time.Duration) bool {
+	least, span := max(2*c.inForce, windowMinCalls), max(windowMinTime, 2*c.unloaded)
+	if !c.settled {
+		least, span = max(c.inForce, 2), max(windowMinTime/2, c.unloaded)
+	}
+	if c.n < least || now-c.winStart < span {
+		c.check, c.checkAt = least, c.winStart+span
+		return false
+	}
+	// Past its least, a window asks the rest once per limit's worth of calls, so that a
+	// long window costs its calls no more than a short one.
+	c.check = c.n + max(c.inForce, windowMinCalls)
+	if c.probing {
+		// A probe measures the spread too: its own calls may show more of it than the
+		// windows before (the first window of all has nothing before it).
+		return float64(c.n) >= c.spreadNeed()*max(1, c.windowSpread()/max(c.spread, 1e-9))
+	}
+	return float64(c.n) >= c.spreadNeed() || c.decisive()
+}
+
+// spreadNeed returns how many calls a window needs for the dependency's spread (see
+// spreadSamples): at the limit the window judges, a probe's included.
+func (c *adaptive) spreadNeed() float64 {
+	l := float64(c.limit)
+	return min(spreadSamples, 16*l*l) * c.spread
+}
+
+// decisive reports whether the current window's waiting (see waiting) lies decisiveZ
+// standard errors or more from the thresholds that decide the limit's next move, the
+// standard error following from the dependency's own spread: the window would end the
+// same way with more calls. A window of calls cut short by timeouts decides as it is.
+func (c *adaptive) decisive() bool {
+	if c.unloaded == 0 || c.cut*10 >= c.n {
+		return true
+	}
+	m := float64(c.sum) / float64(c.n)
+	held := float64(max(c.mostHeld, 1))
+	q := held * (1 - float64(c.unloaded)/m)
+	se := held * float64(c.unloaded) / m * math.Sqrt(c.spread/float64(c.n))
+	lo, hi := q-decisiveZ*se, q+decisiveZ*se
+	if !c.settled {
+		return hi < 0.5 || lo >= 0.5 // clean or not, by the start's rule
+	}
+	alpha, beta := c.growBelow(), c.crowdedAbove()
+	return hi < alpha || lo > beta || (lo >= alpha && hi <= beta)
+}
+
+// windowSpread returns the current window's squared coefficient of variation, or -1 with
+// fewer than two calls.
+func (c *adaptive) windowSpread() float64 {
+	if c.n < 2 {
+		return -1
+	}
+	n, mean := float64(c.n), float64(c.sum)/float64(c.n)
+	variance := max(c.sumSq/n-mean*mean, 0) * n / (n - 1)
+	return variance / (mean * mean)
+}
+
+// noteSpread records v, the squared coefficient of variation of a window of n calls, as a
+// measurement of the dependency's own spread (from a window where it was not crowded: a
+// probe, or a clean window of the start), and makes the spread the mean of the last
+// probeKeep, weighted by their calls: a few calls of a long-tailed latency may show a
+// spread several times too large or too small.
+func (c *adaptive) noteSpread(v float64, n int) {
+	if v < 0 {
+		return
+	}
+	i := c.spreadsN % probeKeep
+	c.spreads[i], c.spreadCalls[i] = min(v, maxSpread), n
+	c.spreadsN++
+	a, b := float64(c.spreadCalls[0]), float64(c.spreadCalls[1])
+	c.spread = (c.spreads[0]*a + c.spreads[1]*b) / (a + b)
 }
 
 // closeWindow ends the current window and adjusts the limit.
 func (c *adaptive) closeWindow(now time.Duration) {
-	mean := c.sum / time.Duration(c.n)
+	mean, n := c.sum/time.Duration(c.n), c.n
 	mostHeld, cut, timedOut := c.mostHeld, c.cut > 0, c.cut*10 >= c.n
 	// Calls above PriorityNormal waited at any of the window's samples. (At its last only,
 	// a moment when the queue happened to hold none of them would let a probe cut the
 	// limit under them.)
 	urgent := c.urgent
+	spread := c.windowSpread()
+	if !c.settled && !c.probing && !timedOut && c.unloaded > 0 && mean <= c.unloaded && c.unloadedCalls < n && c.agrees(mean, n) {
+		// A window of the start whose calls took no longer than the unloaded latency,
+		// and more calls than the reference rests on: where latencies spread, the start's
+		// first window (two calls at a limit of 1) may be a third off, and this one
+		// measures it better. (Not a slower one: a window one call over the capacity
+		// agrees with a reference of few calls by the noise of both, and would raise it.
+		// A reference too low is measured again by a probe once the start is over.)
+		c.extend(mean, n)
+	}
+	startClean := !c.settled && !timedOut && c.unloaded > 0 && c.waiting(mean, mostHeld) < 0.5
 	if timedOut && c.cut*2 < c.n && c.unloaded > 0 {
 		// Most calls ended by themselves. Calls timed out by crowding leave the others
 		// slow too; calls timed out by the host's pauses (a process starved of CPU, a
@@ -307,7 +438,8 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	c.resetWindow(now)
 	if c.probing {
 		c.probing = false
-		c.remember(mean)
+		c.remember(mean, n)
+		c.noteSpread(spread, n)
 		c.windows = 0
 		c.growth, c.crowded = 0, 0
 		c.lastMean, c.cutFrom = 0, 0
@@ -324,10 +456,21 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	c.windows++
 	// Calls that ran well faster than the unloaded latency mean the dependency got faster
 	// since the last probe: probe now rather than let the limit grow against a reference
-	// that makes crowding look like none. (Only well faster: one window a little faster
-	// is noise.)
-	faster := !cut && mean < c.unloaded*3/4
+	// that makes crowding look like none. (Only well faster, and beyond the noise of
+	// both: one window a little faster is noise.) In the start, whose windows run below
+	// the capacity until one is crowded, such a window measured the unloaded latency
+	// itself, and a probe at a lower limit would cost more than it tells.
+	faster := !cut && mean < c.unloaded*3/4 && !c.agrees(mean, n)
+	if faster && !c.settled {
+		c.remember(mean, n)
+		faster = false
+	}
 	due := c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3))
+	// A reference that rests on under a quarter of the calls a window needs has twice
+	// its standard error or more (the start's first window has two calls at a limit of
+	// 1, and where latencies spread its mean may be a third off, which holds the limit
+	// wherever it is): measure it again now.
+	due = due || c.settled && float64(c.unloadedCalls) < c.spreadNeed()/4
 	if due && urgent && c.windows < probePostpone*probeEvery {
 		// A probe lowers the limit for a window: not while high or critical calls wait,
 		// whose latency is what priorities are for. Postponed at most so long, so that a
@@ -336,6 +479,14 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	}
 	if faster || due {
 		depth := max(1, c.limit/4)
+		if c.served > 0 {
+			// No higher than the calls the dependency served at once in the last window
+			// (by this reference), down to half the limit: where latencies spread, the
+			// limit wanders up to half again the capacity, and a quarter below it is
+			// still above the capacity. (Not further: that estimate rests on the
+			// reference, which may be the one that is wrong.)
+			depth = max(depth, min(c.limit-int(c.served), c.limit/2))
+		}
 		if c.limit == c.ceiling && c.served == 0 {
 			// At the ceiling with nobody waiting, the dependency serves the whole limit
 			// at once: one call fewer is below its capacity. (Not below the ceiling: a
@@ -356,11 +507,14 @@ func (c *adaptive) closeWindow(now time.Duration) {
 		expected := 1 - float64(c.limit)/float64(c.cutFrom)
 		fell := 1 - float64(mean)/float64(c.lastMean)
 		if expected >= 0.1 && fell < expected/4 {
-			c.remember(mean)
+			c.remember(mean, n)
 		}
 	}
+	if startClean {
+		c.noteSpread(spread, n)
+	}
 	before := c.limit
-	c.limit = c.next(mean, mostHeld, timedOut)
+	c.limit = c.next(mean, n, mostHeld, timedOut)
 	c.inForce = c.limit
 	c.lastMean, c.lastCut, c.cutFrom = mean, cut, 0
 	if c.limit < before {
@@ -368,18 +522,58 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	}
 }
 
-// remember records d as a measurement of the unloaded latency (a probe's, or a window's
-// that showed the latency is not the load's) in place of the oldest, and makes the
-// unloaded latency the lowest of those kept: one wrong measurement is outvoted by the
-// next right one.
-func (c *adaptive) remember(d time.Duration) {
-	c.probes[c.probesDone%probeKeep] = max(d, 1)
+// remember records d, the mean latency of n calls, as a measurement of the unloaded
+// latency (a probe's, or a window's that showed the latency is not the load's) in place
+// of the oldest, and derives the unloaded latency from those kept (see reference).
+func (c *adaptive) remember(d time.Duration, n int) {
+	i := c.probesDone % probeKeep
+	c.probes[i], c.probeCalls[i] = max(d, 1), max(n, 1)
 	c.probesDone++
-	c.unloaded = 0
-	for _, p := range c.probes {
-		if p > 0 && (c.unloaded == 0 || p < c.unloaded) {
-			c.unloaded = p
-		}
+	c.reference()
+}
+
+// extend adds d, the mean latency of n more calls that agree with it (see agrees), to the
+// latest measurement of the unloaded latency: a clean window of the start measures it as
+// well as a probe does.
+func (c *adaptive) extend(d time.Duration, n int) {
+	i := (c.probesDone - 1) % probeKeep
+	m, k := float64(c.probes[i]), float64(c.probeCalls[i])
+	c.probes[i] = max(time.Duration((m*k+float64(d)*float64(n))/(k+float64(n))), 1)
+	c.probeCalls[i] += n
+	c.reference()
+}
+
+// agrees reports whether the mean latency d of n calls differs from the unloaded latency
+// by no more than agreeZ standard errors of the difference, by the dependency's spread.
+func (c *adaptive) agrees(d time.Duration, n int) bool {
+	return c.sameLatency(d, n, c.unloaded, c.unloadedCalls)
+}
+
+func (c *adaptive) sameLatency(a time.Duration, na int, b time.Duration, nb int) bool {
+	fa, fb := float64(a), float64(b)
+	return math.Abs(fa-fb) <= agreeZ*math.Sqrt(c.spread*(fa*fa/float64(na)+fb*fb/float64(nb)))
+}
+
+// reference derives the unloaded latency from the measurements kept. Where two measured
+// the same latency within their noise, it is their mean weighted by their calls: the
+// lower of two noisy means is biased low. Otherwise it is the lower of the two, so that
+// one taken while the limit was far too high (right after the capacity fell) cannot
+// raise it; but not one that rests on under half the other's calls: the start's
+// first window has two calls at a limit of 1, and where latencies spread its mean may be
+// a third off, which would hold the limit down until two more probes.
+func (c *adaptive) reference() {
+	a, b := c.probes[0], c.probes[1]
+	na, nb := c.probeCalls[0], c.probeCalls[1]
+	switch {
+	case a == 0 || b == 0:
+		c.unloaded, c.unloadedCalls = max(a, b), max(na, nb)
+	case float64(min(na, nb)) < c.spreadNeed()/2 && c.sameLatency(a, na, b, nb):
+		c.unloaded = time.Duration((float64(a)*float64(na) + float64(b)*float64(nb)) / float64(na+nb))
+		c.unloadedCalls = na + nb
+	case (a < b && na*2 >= nb) || nb*2 < na:
+		c.unloaded, c.unloadedCalls = a, na
+	default:
+		c.unloaded, c.unloadedCalls = b, nb
 	}
 }
 
@@ -387,6 +581,12 @@ func (c *adaptive) remember(d time.Duration) {
 // being served, by Little's law, when their mean latency was mean.
 func (c *adaptive) waiting(mean time.Duration, mostHeld int) float64 {
 	return float64(max(mostHeld, 1)) * (1 - float64(c.unloaded)/float64(mean))
+}
+
+// growBelow returns how few calls must wait inside the dependency for a window that used
+// the whole limit to grow it: alpha, max(0.5, Tolerance/2 x limit).
+func (c *adaptive) growBelow() float64 {
+	return max(0.5, c.tolerance/2*float64(c.limit))
 }
 
 // crowdedAbove returns how many calls may wait inside the dependency before a window
@@ -398,7 +598,7 @@ func (c *adaptive) crowdedAbove() float64 {
 // next returns the limit after a window of mean latency mean in which at most mostHeld
 // permits were held at once; timedOut is set when a tenth of its calls or more were cut
 // short by a timeout, which takes no second window to confirm.
-func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
+func (c *adaptive) next(mean time.Duration, n, mostHeld int, timedOut bool) int {
 	limit := float64(c.limit)
 	inFlight := float64(max(mostHeld, 1))
 	waiting := c.waiting(mean, mostHeld)
@@ -406,8 +606,7 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 	if waiting >= 0.5 {
 		c.served = inFlight - waiting // a lower bound of the capacity otherwise
 	}
-	alpha := max(0.5, c.tolerance/2*limit)
-	beta := c.crowdedAbove()
+	alpha, beta := c.growBelow(), c.crowdedAbove()
 	next := c.limit
 	if waiting >= inFlight-1+alpha && !timedOut {
 		// More calls seem to wait than could (by a clear margin): of those held, one at
@@ -416,7 +615,7 @@ func (c *adaptive) next(mean time.Duration, mostHeld int, timedOut bool) int {
 		// hold the limit where it is for good, since it is never lowered to show (by the
 		// rule in closeWindow) that the latency is not the load's. Take this window's
 		// latency as the reference.
-		c.remember(mean)
+		c.remember(mean, n)
 		c.growth, c.crowded, c.served = 0, 0, 0
 		return next
 	}
