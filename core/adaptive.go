@@ -485,7 +485,7 @@ func (c *adaptive) closeWindow(now time.Duration) {
 			// limit wanders up to half again the capacity, and a quarter below it is
 			// still above the capacity. (Not further: that estimate rests on the
 			// reference, which may be the one that is wrong.)
-			depth = max(depth, min(c.limit-int(c.served), c.limit/2))
+			depth = max(depth, min(c.limit-int(math.Round(c.served)), c.limit/2))
 		}
 		if c.limit == c.ceiling && c.served == 0 {
 			// At the ceiling with nobody waiting, the dependency serves the whole limit

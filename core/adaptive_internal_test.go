@@ -269,3 +269,36 @@ func TestAdaptiveWindowReportedWithoutLimitChange(t *testing.T) {
 		t.Error("the window closed without a report: the ledger keeps the old bound")
 	}
 }
+
+// A probe goes no higher than the calls the dependency was last seen to serve at once,
+// rounded: at a limit of 10 in front of a capacity of 8, a window that measured 7.6 of
+// them probes at 8, below the capacity by nothing, not at 7.
+func TestAdaptiveProbeAtServedCalls(t *testing.T) {
+	for _, tc := range []struct {
+		loaded time.Duration // a window's mean latency at a limit of 10 (unloaded: 20ms)
+		probe  int
+	}{
+		{26300 * time.Microsecond, 8}, // 7.6 served: the nearest count
+		{25 * time.Millisecond, 8},    // 8 served: three quarters of the limit anyway
+		{30 * time.Millisecond, 7},    // 6.7 served
+		{40 * time.Millisecond, 5},    // 5 served: at most half the limit off
+	} {
+		t.Run(tc.loaded.String(), func(t *testing.T) {
+			c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 10, QueuePerLimit: 0.5, Tolerance: 0.25}, 200, 0)
+			c.settled = true
+			now := feed(c, 0, 20*time.Millisecond, 10, 20, false)                 // the first probe
+			c.windows = min(probeEvery, windowMinCalls<<min(c.probesDone, 3)) - 2 // the second window from now ends in a probe
+			now = feed(c, now, tc.loaded, 10, 20, false)
+			if c.limit != 10 || c.probing {
+				t.Fatalf("after one loaded window: limit %d, probing %v", c.limit, c.probing)
+			}
+			feed(c, now, tc.loaded, 10, 20, false)
+			if !c.probing {
+				t.Fatalf("no probe: limit %d", c.limit)
+			}
+			if c.inForce != tc.probe {
+				t.Errorf("probe at %d (served %.1f), want %d", c.inForce, c.served, tc.probe)
+			}
+		})
+	}
+}
