@@ -554,23 +554,31 @@ func (c *adaptive) sameLatency(a time.Duration, na int, b time.Duration, nb int)
 	return math.Abs(fa-fb) <= agreeZ*math.Sqrt(c.spread*(fa*fa/float64(na)+fb*fb/float64(nb)))
 }
 
-// reference derives the unloaded latency from the measurements kept. Where two measured
-// the same latency within their noise, it is their mean weighted by their calls: the
-// lower of two noisy means is biased low. Otherwise it is the lower of the two, so that
-// one taken while the limit was far too high (right after the capacity fell) cannot
-// raise it; but not one that rests on under half the other's calls: the start's
-// first window has two calls at a limit of 1, and where latencies spread its mean may be
-// a third off, which would hold the limit down until two more probes.
+// reference derives the unloaded latency from the measurements kept: the lower of the
+// two, so that one taken while the limit was far too high (right after the capacity fell)
+// cannot raise it. Where one rests on too few calls for the dependency's spread (under
+// half of what a window needs), its noise decides instead: two that measured the same
+// latency within it are averaged, weighted by their calls (the lower of two noisy means
+// is biased low), and of two that did not, the one with twice the calls or more is kept
+// (the start's first window has two calls at a limit of 1, and where latencies spread its
+// mean may be a third off, which would hold the limit down until two more probes).
 func (c *adaptive) reference() {
 	a, b := c.probes[0], c.probes[1]
 	na, nb := c.probeCalls[0], c.probeCalls[1]
+	weak := float64(min(na, nb)) < c.spreadNeed()/2 // too few calls for the spread
 	switch {
 	case a == 0 || b == 0:
 		c.unloaded, c.unloadedCalls = max(a, b), max(na, nb)
-	case float64(min(na, nb)) < c.spreadNeed()/2 && c.sameLatency(a, na, b, nb):
+	case weak && c.sameLatency(a, na, b, nb):
 		c.unloaded = time.Duration((float64(a)*float64(na) + float64(b)*float64(nb)) / float64(na+nb))
 		c.unloadedCalls = na + nb
-	case (a < b && na*2 >= nb) || nb*2 < na:
+	case weak && (na*2 < nb || nb*2 < na):
+		if na > nb {
+			c.unloaded, c.unloadedCalls = a, na
+		} else {
+			c.unloaded, c.unloadedCalls = b, nb
+		}
+	case a < b:
 		c.unloaded, c.unloadedCalls = a, na
 	default:
 		c.unloaded, c.unloadedCalls = b, nb

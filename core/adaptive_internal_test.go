@@ -302,3 +302,29 @@ func TestAdaptiveProbeAtServedCalls(t *testing.T) {
 		})
 	}
 }
+
+// The reference is the lower of the last two measurements of the unloaded latency, however
+// many calls each rests on, where calls all take about as long: a probe taken in a crowded
+// dependency right after its capacity fell has more calls than the one before it, and
+// must not raise the reference. Only where latencies spread does a measurement of a few
+// calls give way, to one of many calls.
+func TestAdaptiveReferenceByCalls(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 10}, 200, 0)
+	c.remember(20*time.Millisecond, 4)
+	c.remember(30*time.Millisecond, 20)
+	if c.unloaded != 20*time.Millisecond {
+		t.Errorf("without spread: reference %v, want the lower, 20ms", c.unloaded)
+	}
+
+	c = newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 10}, 200, 0)
+	c.spread = 0.25 // a cv of 0.5: a window at a limit of 10 needs 100 calls
+	c.remember(5*time.Millisecond, 2)
+	c.remember(20*time.Millisecond, 100)
+	if c.unloaded != 20*time.Millisecond {
+		t.Errorf("with spread: reference %v, want the one of 100 calls, 20ms", c.unloaded)
+	}
+	c.remember(19*time.Millisecond, 100)
+	if c.unloaded != 19*time.Millisecond {
+		t.Errorf("with spread, two of 100 calls: reference %v, want the lower, 19ms", c.unloaded)
+	}
+}
