@@ -25,6 +25,7 @@ import (
 // Scenarios for them (see docs/performance.md, "Adaptive limits"):
 //
 //	go run ./overload -mode bulkman-adaptive,failsafe-adaptive -refusal-pause 20ms -max-duration 15s -requests 1000000
+//	go run ./overload -mode bulkman-adaptive,failsafe-adaptive -refusal-pause 20ms -max-duration 15s -requests 1000000 -dep-spread 0.5
 //	go run ./overload -mode bulkman-adaptive,failsafe-adaptive -refusal-pause 20ms -capacity-schedule 8,2,16 -capacity-every 10s -max-duration 30s -requests 1000000
 //	go run ./overload -mode bulkman-adaptive,failsafe-adaptive -dep-latency 1ms -refusal-pause 1ms -timeout 5ms -max-duration 15s -requests 1000000
 //	go run ./overload -mode bulkman-adaptive,failsafe-adaptive -dep-latency 1s -refusal-pause 1s -timeout 5s -max-duration 60s -requests 1000000
