@@ -381,9 +381,9 @@ func (c *adaptive) decisive() bool {
 }
 
 // windowSpread returns the current window's squared coefficient of variation, or -1 with
-// fewer than two calls.
+// fewer than two calls or none that took any time (a fake clock's).
 func (c *adaptive) windowSpread() float64 {
-	if c.n < 2 {
+	if c.n < 2 || c.sum <= 0 {
 		return -1
 	}
 	n, mean := float64(c.n), float64(c.sum)/float64(c.n)

@@ -328,3 +328,21 @@ func TestAdaptiveReferenceByCalls(t *testing.T) {
 		t.Errorf("with spread, two of 100 calls: reference %v, want the lower, 19ms", c.unloaded)
 	}
 }
+
+// Calls that take no time at all, as under a fake clock whose time moves only between
+// them, have no spread to measure: the windows close and the limit grows as for calls
+// that all take the same time.
+func TestAdaptiveInstantCalls(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1}, 8, 0)
+	now := time.Duration(0)
+	for range 200 {
+		held := c.inForce
+		for range held {
+			c.sample(now, now, held, false, false)
+		}
+		now += 10 * time.Millisecond
+	}
+	if c.probing || c.limit != 8 {
+		t.Errorf("after 200 rounds of instant calls: limit %d, probing %v, spread %v; want the ceiling, 8", c.limit, c.probing, c.spread)
+	}
+}
