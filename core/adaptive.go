@@ -88,7 +88,7 @@ const (
 	probeEvery = 32
 	// The unloaded latency comes from the last probeKeep probes: their lowest, so that
 	// one probe taken while the limit was far too high (right after the capacity fell)
-	// cannot raise it, unless they differ by no more than their noise (see remember).
+	// cannot raise it, unless the spread of latencies says otherwise (see reference).
 	probeKeep = 2
 	// A probe that falls due while calls above PriorityNormal wait is postponed, up to
 	// probePostpone x probeEvery windows since the last one. A probe slows the calls
@@ -114,7 +114,7 @@ const (
 	decisiveZ = 2
 	// agreeZ is how many standard errors of their difference two measurements of the
 	// unloaded latency may differ by and still count as measuring the same latency (see
-	// remember). The mean of a few calls of a long-tailed latency is more often far below
+	// reference). The mean of a few calls of a long-tailed latency is more often far below
 	// the true mean than a normal one would be.
 	agreeZ = 3
 )
@@ -179,7 +179,7 @@ type adaptive struct {
 	probesDone    int                      // measurements of the unloaded latency so far
 	probes        [probeKeep]time.Duration // the last of them, 0 if none
 	probeCalls    [probeKeep]int           // how many calls each measured
-	unloaded      time.Duration            // from probes: see remember
+	unloaded      time.Duration            // from probes: see reference
 	unloadedCalls int                      // how many calls it rests on
 	spreads       [probeKeep]float64       // cv^2 of the last windows that were not crowded
 	spreadCalls   [probeKeep]int           // how many calls each measured
@@ -368,10 +368,9 @@ func (c *adaptive) decisive() bool {
 	if c.unloaded == 0 || c.cut*10 >= c.n {
 		return true
 	}
-	m := float64(c.sum) / float64(c.n)
-	held := float64(max(c.mostHeld, 1))
-	q := held * (1 - float64(c.unloaded)/m)
-	se := held * float64(c.unloaded) / m * math.Sqrt(c.spread/float64(c.n))
+	mean := c.sum / time.Duration(c.n)
+	q := c.waiting(mean, c.mostHeld)
+	se := float64(max(c.mostHeld, 1)) * float64(c.unloaded) / float64(mean) * math.Sqrt(c.spread/float64(c.n))
 	lo, hi := q-decisiveZ*se, q+decisiveZ*se
 	if !c.settled {
 		return hi < 0.5 || lo >= 0.5 // clean or not, by the start's rule
@@ -549,6 +548,8 @@ func (c *adaptive) agrees(d time.Duration, n int) bool {
 	return c.sameLatency(d, n, c.unloaded, c.unloadedCalls)
 }
 
+// sameLatency reports whether a, the mean latency of na calls, and b, of nb, differ by no
+// more than agreeZ standard errors of their difference, by the dependency's spread.
 func (c *adaptive) sameLatency(a time.Duration, na int, b time.Duration, nb int) bool {
 	fa, fb := float64(a), float64(b)
 	return math.Abs(fa-fb) <= agreeZ*math.Sqrt(c.spread*(fa*fa/float64(na)+fb*fb/float64(nb)))
