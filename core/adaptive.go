@@ -348,7 +348,7 @@ func (c *adaptive) windowEnds(now time.Duration) bool {
 	if c.probing {
 		// A probe measures the spread too: its own calls may show more of it than the
 		// windows before (the first window of all has nothing before it).
-		return float64(c.n) >= c.spreadNeed()*max(1, c.windowSpread()/max(c.spread, 1e-9))
+		return float64(c.n) >= c.callsFor(max(c.spread, min(c.windowSpread(), maxSpread)))
 	}
 	return float64(c.n) >= c.spreadNeed() || c.decisive()
 }
@@ -356,8 +356,13 @@ func (c *adaptive) windowEnds(now time.Duration) bool {
 // spreadNeed returns how many calls a window needs for the dependency's spread (see
 // spreadSamples): at the limit the window judges, a probe's included.
 func (c *adaptive) spreadNeed() float64 {
+	return c.callsFor(c.spread)
+}
+
+// callsFor returns how many calls a window needs for a spread (cv^2) of spread.
+func (c *adaptive) callsFor(spread float64) float64 {
 	l := float64(c.limit)
-	return min(spreadSamples, 16*l*l) * c.spread
+	return min(spreadSamples, 16*l*l) * spread
 }
 
 // decisive reports whether the current window's waiting (see waiting) lies decisiveZ

@@ -346,3 +346,27 @@ func TestAdaptiveInstantCalls(t *testing.T) {
 		t.Errorf("after 200 rounds of instant calls: limit %d, probing %v, spread %v; want the ceiling, 8", c.limit, c.probing, c.spread)
 	}
 }
+
+// The first window of all, at a limit of 1, has no spread measured before it: it runs on
+// as its own calls' spread asks, rather than closing on two calls that may be a third
+// off the unloaded latency.
+func TestAdaptiveFirstProbeMeasuresItsSpread(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1}, 200, 0)
+	now := time.Duration(0)
+	calls := 0
+	for c.probing && calls < 100 {
+		lat := 10 * time.Millisecond
+		if calls%2 == 1 {
+			lat = 30 * time.Millisecond // a cv of about 0.5
+		}
+		c.sample(now, now+lat, 1, false, false)
+		now += lat
+		calls++
+	}
+	if calls < 4 || calls > 16 {
+		t.Errorf("the first window closed after %d calls, want about 16 x cv^2 = 4 to 8", calls)
+	}
+	if c.unloaded < 15*time.Millisecond || c.unloaded > 25*time.Millisecond {
+		t.Errorf("reference %v, want about 20ms", c.unloaded)
+	}
+}
