@@ -83,8 +83,9 @@ const (
 	// the limit is within a third above it, as it is once settled. (At the ceiling with
 	// nobody waiting, one call fewer: the dependency then serves the whole limit.) The
 	// first probes come sooner (after 4, 8, 16 windows), while the limit is still finding
-	// its level. A probe costs about a third of an unloaded latency of the dependency's
-	// throughput: under 1% every 32 windows of about two unloaded latencies each.
+	// its level; not at the ceiling, where it has none left to find. A probe costs about
+	// a third of an unloaded latency of the dependency's throughput: under 1% every 32
+	// windows of about two unloaded latencies each.
 	probeEvery = 32
 	// The unloaded latency comes from the last probeKeep probes: their lowest, so that
 	// one probe taken while the limit was far too high (right after the capacity fell)
@@ -469,7 +470,14 @@ func (c *adaptive) closeWindow(now time.Duration) {
 		c.remember(mean, n)
 		faster = false
 	}
-	due := c.windows >= min(probeEvery, windowMinCalls<<min(c.probesDone, 3))
+	every := min(probeEvery, windowMinCalls<<min(c.probesDone, 3))
+	if c.limit == c.ceiling && c.crowded == 0 {
+		// At the ceiling, and not crowded there, the limit has no level left to find:
+		// the early probes, there for a limit still finding it, would each take calls'
+		// places for a window.
+		every = probeEvery
+	}
+	due := c.windows >= every
 	// A reference that rests on under a quarter of the calls a window needs has twice
 	// its standard error or more (the start's first window has two calls at a limit of
 	// 1, and where latencies spread its mean may be a third off, which holds the limit

@@ -370,3 +370,37 @@ func TestAdaptiveFirstProbeMeasuresItsSpread(t *testing.T) {
 		t.Errorf("reference %v, want about 20ms", c.unloaded)
 	}
 }
+
+// At the ceiling, with the dependency not crowded there, the limit has no level left to
+// find: the probes come every probeEvery windows from the first on, not sooner as while
+// the limit finds its level. Each takes calls' places for a window, which a bulkhead
+// whose ceiling is its dependency's capacity cannot make up.
+func TestAdaptiveProbesAtTheCeiling(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 8}, 8, 0)
+	now := feed(c, 0, 20*time.Millisecond, 8, 16, false) // the first probe
+	if c.probing || !c.settled || c.limit != 8 {
+		t.Fatalf("after the first probe: probing %v, settled %v, limit %d", c.probing, c.settled, c.limit)
+	}
+	windows := 0
+	for !c.probing && windows <= probeEvery {
+		now = feed(c, now, 20*time.Millisecond, 8, 16, false)
+		windows++
+	}
+	if windows != probeEvery {
+		t.Errorf("at the ceiling, probed after %d windows, want %d", windows, probeEvery)
+	}
+
+	// Below the ceiling, the early probes stay.
+	c = newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 8}, 200, 0)
+	c.settled = true
+	now = feed(c, 0, 20*time.Millisecond, 8, 16, false)
+	windows = 0
+	for !c.probing && windows <= probeEvery {
+		// 1.5 calls of 8 wait inside: the limit holds between growth and cut.
+		now = feed(c, now, 20*time.Millisecond*16/13, c.inForce, 2*c.inForce, false)
+		windows++
+	}
+	if windows >= probeEvery || c.limit != 8 {
+		t.Errorf("below the ceiling at %d, probed after %d windows, want the early probe", c.limit, windows)
+	}
+}
