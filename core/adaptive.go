@@ -82,7 +82,7 @@ const (
 	// fewer at least) to measure the unloaded latency afresh: below the capacity whenever
 	// the limit is within a third above it, as it is once settled. (At the ceiling with
 	// nobody waiting, one call fewer: the dependency then serves the whole limit.) The
-	// first probes come sooner (after 4, 8, 16 windows), while the limit is still finding
+	// first probes come sooner (after 8 and 16 windows), while the limit is still finding
 	// its level; not at the ceiling, where it has none left to find. A probe costs about
 	// a third of an unloaded latency of the dependency's throughput: under 1% every 32
 	// windows of about two unloaded latencies each.
