@@ -443,8 +443,8 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	c.resetWindow(now)
 	if c.probing {
 		c.probing = false
+		c.noteSpread(spread, n) // first: the reference weighs measurements by it
 		c.remember(mean, n)
-		c.noteSpread(spread, n)
 		c.windows = 0
 		c.growth, c.crowded = 0, 0
 		c.lastMean, c.cutFrom = 0, 0

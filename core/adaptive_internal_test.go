@@ -404,3 +404,31 @@ func TestAdaptiveProbesAtTheCeiling(t *testing.T) {
 		t.Errorf("below the ceiling at %d, probed after %d windows, want the early probe", c.limit, windows)
 	}
 }
+
+// A probe's own calls may show the spread for the first time (two calls of the first
+// window that happened to agree measured none): the reference is derived with it, so that
+// the first window's two calls give way to the probe's many instead of holding the lower
+// mean of the two.
+func TestAdaptiveProbeJudgedByItsOwnSpread(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1}, 200, 0)
+	now := feed(c, 0, 16*time.Millisecond, 1, 2, false) // the first window: two calls alike
+	if c.probing || c.unloaded != 16*time.Millisecond || c.spread != 0 {
+		t.Fatalf("after the first window: probing %v, reference %v, spread %v", c.probing, c.unloaded, c.spread)
+	}
+	c.settled = true
+	c.startProbe(now, 1)
+	for i := 0; c.probing && i < 1000; i++ {
+		lat := 10 * time.Millisecond // a cv of 0.5 about a mean of 20ms
+		if i%2 == 1 {
+			lat = 30 * time.Millisecond
+		}
+		c.sample(now, now+lat, 1, false, false)
+		now += lat
+	}
+	if c.probing || c.spread == 0 {
+		t.Fatalf("the probe: probing %v, spread %v", c.probing, c.spread)
+	}
+	if c.unloaded < 18*time.Millisecond {
+		t.Errorf("reference %v (on %d calls), want about 20ms: the first window's 2 calls of 16ms weighed with the probe's", c.unloaded, c.unloadedCalls)
+	}
+}
