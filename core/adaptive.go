@@ -478,11 +478,12 @@ func (c *adaptive) closeWindow(now time.Duration) {
 		every = probeEvery
 	}
 	due := c.windows >= every
-	// A reference that rests on under a quarter of the calls a window needs has twice
-	// its standard error or more (the start's first window has two calls at a limit of
-	// 1, and where latencies spread its mean may be a third off, which holds the limit
-	// wherever it is): measure it again now.
-	due = due || c.settled && float64(c.unloadedCalls) < c.spreadNeed()/4
+	// A reference that rests on under half the calls a window needs has 1.4 times its
+	// standard error or more, which may hold the limit wherever it is (the start's first
+	// window has two calls at a limit of 1, and a probe sized for a limit of 2 is too
+	// small for 4: where latencies spread, their means may be a fifth to a third off):
+	// measure it again now.
+	due = due || c.settled && float64(c.unloadedCalls) < c.spreadNeed()/2
 	if due && urgent && c.windows < probePostpone*probeEvery {
 		// A probe lowers the limit for a window: not while high or critical calls wait,
 		// whose latency is what priorities are for. Postponed at most so long, so that a

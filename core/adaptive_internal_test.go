@@ -432,3 +432,18 @@ func TestAdaptiveProbeJudgedByItsOwnSpread(t *testing.T) {
 		t.Errorf("reference %v (on %d calls), want about 20ms: the first window's 2 calls of 16ms weighed with the probe's", c.unloaded, c.unloadedCalls)
 	}
 }
+
+// A reference that rests on under half the calls a window needs is measured again at
+// once: with a long-tailed latency (a cv of 1), a probe of too few calls may lie a fifth
+// below the mean, which reads as a call waiting and holds a limit of 4 in front of 8.
+func TestAdaptiveWeakReferenceProbedAgain(t *testing.T) {
+	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 4}, 200, 0)
+	c.settled = true
+	now := feed(c, 0, 20*time.Millisecond, 4, 12, false) // the first probe
+	c.spread = 1                                         // a window at 4 needs 256 calls
+	c.unloadedCalls = 100
+	feed(c, now, 20*time.Millisecond, 4, 600, false) // two windows and more
+	if c.probesDone < 2 {
+		t.Errorf("no probe after 600 calls, the reference on %d calls of the %.0f a window needs", c.unloadedCalls, c.spreadNeed())
+	}
+}
