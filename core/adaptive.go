@@ -143,13 +143,12 @@ const (
 // windows one window runs at three quarters of the limit (or at the calls the dependency
 // was last seen to serve at once, if fewer), taking samples only from calls that started
 // in it, when the dependency is not crowded, and u is the lowest of the last two such
-// probes (the latest alone when it lies well above the lowest and the window before it,
-// at a higher limit and not crowded, was about as slow: see closeWindow). A dependency
-// that gets slower is therefore followed within two probes (sooner when the limit falls
-// and the latency does not), one that gets much faster at once, and latency that load
-// causes is never taken for the unloaded latency (unless the limit is more than a third
-// above the capacity, as right after the capacity falls: the rule above corrects that
-// within a few windows, and the lowest of two probes outvotes one such probe).
+// probes. A dependency that gets slower is therefore followed within two probes (sooner
+// when the limit falls and the latency does not), one that gets much faster at once, and
+// latency that load causes is never taken for the unloaded latency (unless the limit is
+// more than a third above the capacity, as right after the capacity falls: the rule above
+// corrects that within a few windows, and the lowest of two probes outvotes one such
+// probe).
 //
 // Where the dependency's latencies spread, as a real service's do, one window's mean is
 // noisy. The controller measures the spread (the squared coefficient of variation of the
@@ -445,21 +444,7 @@ func (c *adaptive) closeWindow(now time.Duration) {
 	if c.probing {
 		c.probing = false
 		c.noteSpread(spread, n) // first: the reference weighs measurements by it
-		// The window before the probe, at a higher limit and not crowded, took about as
-		// long as the probe's calls, well above the reference: latency the load causes
-		// would have fallen with the limit, so the reference is too low (the lower of
-		// two probes of a long-tailed latency, one well below its mean: it reads as a
-		// call or so waiting, between growth and cut, and holds the limit under the
-		// capacity), and the probe alone replaces it. (Not after a crowded window: a
-		// probe above the capacity is slower than the reference too.)
-		low := c.lastMean > 0 && !c.lastCut && c.crowded == 0 && mean > c.unloaded && !c.agrees(mean, n) &&
-			1-float64(mean)/float64(c.lastMean) < (1-float64(c.unloaded)/float64(c.lastMean))/2
 		c.remember(mean, n)
-		if low {
-			i := c.probesDone % probeKeep // the other, older measurement
-			c.probes[i], c.probeCalls[i] = 0, 0
-			c.reference()
-		}
 		c.windows = 0
 		c.growth, c.crowded = 0, 0
 		c.lastMean, c.cutFrom = 0, 0
@@ -493,12 +478,11 @@ func (c *adaptive) closeWindow(now time.Duration) {
 		every = probeEvery
 	}
 	due := c.windows >= every
-	// A reference that rests on under half the calls a window needs has 1.4 times its
-	// standard error or more, which may hold the limit wherever it is (the start's first
-	// window has two calls at a limit of 1, and a probe sized for a limit of 2 is too
-	// small for 4: where latencies spread, their means may be a fifth to a third off):
-	// measure it again now.
-	due = due || c.settled && float64(c.unloadedCalls) < c.spreadNeed()/2
+	// A reference that rests on under a quarter of the calls a window needs has twice
+	// its standard error or more (the start's first window has two calls at a limit of
+	// 1, and where latencies spread its mean may be a third off, which holds the limit
+	// wherever it is): measure it again now.
+	due = due || c.settled && float64(c.unloadedCalls) < c.spreadNeed()/4
 	if due && urgent && c.windows < probePostpone*probeEvery {
 		// A probe lowers the limit for a window: not while high or critical calls wait,
 		// whose latency is what priorities are for. Postponed at most so long, so that a

@@ -405,55 +405,6 @@ func TestAdaptiveProbesAtTheCeiling(t *testing.T) {
 	}
 }
 
-// A reference measured too low (a probe of a long-tailed latency well below its mean) holds
-// a limit under the capacity: its windows show a call or so waiting, between growth and
-// cut, and the lower of two probes keeps it. A probe whose calls took as long as the
-// loaded window's before it, at a lower limit, shows that latency was not the load's: it
-// alone becomes the reference. Not after a crowded window: there a probe still above the
-// capacity is slower than the reference too, and must not raise it.
-func TestAdaptiveProbeReplacesLowReference(t *testing.T) {
-	probe := func(c *adaptive, now, lat time.Duration) {
-		t.Helper()
-		for range 10 {
-			if now = feed(c, now, lat, c.inForce, c.inForce, false); !c.probing {
-				return
-			}
-		}
-		t.Fatalf("the probe did not end")
-	}
-
-	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 4}, 200, 0)
-	c.settled = true
-	now := feed(c, 0, 16*time.Millisecond, 4, 12, false) // the first probe, measured low
-	if c.unloaded != 16*time.Millisecond || c.limit != 4 {
-		t.Fatalf("after the first probe: reference %v, limit %d; want 16ms, 4", c.unloaded, c.limit)
-	}
-	for !c.probing {
-		// 0.8 of 4 calls seem to wait: the limit holds.
-		now = feed(c, now, 20*time.Millisecond, c.inForce, 2*c.inForce, false)
-		if c.limit != 4 {
-			t.Fatalf("the limit moved to %d before the probe", c.limit)
-		}
-	}
-	probe(c, now, 20*time.Millisecond)
-	if c.unloaded != 20*time.Millisecond {
-		t.Errorf("after a probe as slow as the loaded windows: reference %v, want 20ms", c.unloaded)
-	}
-
-	c = newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 8}, 200, 0)
-	c.settled = true
-	now = feed(c, 0, 20*time.Millisecond, 8, 16, false)                   // the first probe
-	c.windows = min(probeEvery, windowMinCalls<<min(c.probesDone, 3)) - 2 // the second window from now ends in a probe
-	for !c.probing {
-		// The capacity fell to 4: 4 of 8 calls wait.
-		now = feed(c, now, 40*time.Millisecond, c.inForce, 2*c.inForce, false)
-	}
-	probe(c, now, 36*time.Millisecond) // a probe still above the capacity
-	if c.unloaded != 20*time.Millisecond {
-		t.Errorf("after a crowded probe: reference %v, want 20ms", c.unloaded)
-	}
-}
-
 // A probe's own calls may show the spread for the first time (two calls of the first
 // window that happened to agree measured none): the reference is derived with it, so that
 // the first window's two calls give way to the probe's many instead of holding the lower
@@ -479,20 +430,5 @@ func TestAdaptiveProbeJudgedByItsOwnSpread(t *testing.T) {
 	}
 	if c.unloaded < 18*time.Millisecond {
 		t.Errorf("reference %v (on %d calls), want about 20ms: the first window's 2 calls of 16ms weighed with the probe's", c.unloaded, c.unloadedCalls)
-	}
-}
-
-// A reference that rests on under half the calls a window needs is measured again at
-// once: with a long-tailed latency (a cv of 1), a probe of too few calls may lie a fifth
-// below the mean, which reads as a call waiting and holds a limit of 4 in front of 8.
-func TestAdaptiveWeakReferenceProbedAgain(t *testing.T) {
-	c := newAdaptive(AdaptiveConfig{MinConcurrentCalls: 1, InitialConcurrentCalls: 4}, 200, 0)
-	c.settled = true
-	now := feed(c, 0, 20*time.Millisecond, 4, 12, false) // the first probe
-	c.spread = 1                                         // a window at 4 needs 256 calls
-	c.unloadedCalls = 100
-	feed(c, now, 20*time.Millisecond, 4, 600, false) // two windows and more
-	if c.probesDone < 2 {
-		t.Errorf("no probe after 600 calls, the reference on %d calls of the %.0f a window needs", c.unloadedCalls, c.spreadNeed())
 	}
 }
