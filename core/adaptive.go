@@ -549,10 +549,14 @@ func (c *adaptive) remember(d time.Duration, n int) {
 // well as a probe does.
 func (c *adaptive) extend(d time.Duration, n int) {
 	i := (c.probesDone - 1) % probeKeep
-	m, k := float64(c.probes[i]), float64(c.probeCalls[i])
-	c.probes[i] = max(time.Duration((m*k+float64(d)*float64(n))/(k+float64(n))), 1)
+	c.probes[i] = max(weightedMean(c.probes[i], c.probeCalls[i], d, n), 1)
 	c.probeCalls[i] += n
 	c.reference()
+}
+
+// weightedMean returns the mean latency of na calls of mean a and nb calls of mean b.
+func weightedMean(a time.Duration, na int, b time.Duration, nb int) time.Duration {
+	return time.Duration((float64(a)*float64(na) + float64(b)*float64(nb)) / float64(na+nb))
 }
 
 // agrees reports whether the mean latency d of n calls differs from the unloaded latency
@@ -584,7 +588,7 @@ func (c *adaptive) reference() {
 	case a == 0 || b == 0:
 		c.unloaded, c.unloadedCalls = max(a, b), max(na, nb)
 	case weak && c.sameLatency(a, na, b, nb):
-		c.unloaded = time.Duration((float64(a)*float64(na) + float64(b)*float64(nb)) / float64(na+nb))
+		c.unloaded = weightedMean(a, na, b, nb)
 		c.unloadedCalls = na + nb
 	case weak && (na*2 < nb || nb*2 < na):
 		if na > nb {
