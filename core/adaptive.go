@@ -89,7 +89,8 @@ const (
 	probeEvery = 32
 	// The unloaded latency comes from the last probeKeep probes: their lowest, so that
 	// one probe taken while the limit was far too high (right after the capacity fell)
-	// cannot raise it, unless the spread of latencies says otherwise (see reference).
+	// cannot raise it, unless the spread of latencies says otherwise (see reference,
+	// whose rules weigh a pair).
 	probeKeep = 2
 	// A probe that falls due while calls above PriorityNormal wait is postponed, up to
 	// probePostpone x probeEvery windows since the last one. A probe slows the calls
@@ -408,8 +409,12 @@ func (c *adaptive) noteSpread(v float64, n int) {
 	i := c.spreadsN % probeKeep
 	c.spreads[i], c.spreadCalls[i] = min(v, maxSpread), n
 	c.spreadsN++
-	a, b := float64(c.spreadCalls[0]), float64(c.spreadCalls[1])
-	c.spread = (c.spreads[0]*a + c.spreads[1]*b) / (a + b)
+	var sum, calls float64
+	for i, v := range c.spreads {
+		sum += v * float64(c.spreadCalls[i])
+		calls += float64(c.spreadCalls[i])
+	}
+	c.spread = sum / calls
 }
 
 // closeWindow ends the current window and adjusts the limit.
